@@ -1,0 +1,1 @@
+"""Exporters: one module per target behind a small shared interface (see base.py)."""

@@ -1,0 +1,26 @@
+"""TorchScript target: scripted (not traced), so ``downsample_ratio`` stays a runtime argument
+and both [B,C,H,W] and [B,T,C,H,W] inputs keep working. Optionally frozen."""
+
+from pathlib import Path
+
+import torch
+
+from contract import METADATA_KEY, ArtifactMetadata
+from model import MattingNetwork
+
+from .base import atomic_output
+
+SUFFIX = ".torchscript"
+
+
+def export_torchscript(model: MattingNetwork, output: str | Path, metadata: ArtifactMetadata, freeze: bool) -> Path:
+    """Script ``model`` (already at its target precision), optionally freeze it, save atomically.
+
+    A frozen module has its weights inlined as constants (conv+BN folded): faster, but it has
+    no parameters, so ``convert_video`` needs ``device=`` and ``dtype=`` passed explicitly."""
+    scripted = torch.jit.script(model.eval())
+    if freeze:
+        scripted = torch.jit.freeze(scripted)
+    with atomic_output(output) as tmp:
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_KEY: metadata.to_json()})
+    return Path(output)

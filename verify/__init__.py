@@ -1,0 +1,1 @@
+"""Parity verification of exported artifacts against the PyTorch reference."""

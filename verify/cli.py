@@ -1,0 +1,60 @@
+"""``rvm-verify ARTIFACT``: exit 0 on parity, 1 on a parity failure, 2 on bad input."""
+
+import sys
+from typing import Optional, Tuple
+
+import click
+
+from model import CheckpointError
+
+from .api import verify_artifact
+from .runners import RunnerError
+
+
+def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) -> list:
+    sizes = []
+    for value in values:
+        try:
+            w, h = (int(v) for v in value.lower().split("x"))
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (e.g. 320x192)")
+        if w < 1 or h < 1:
+            raise click.BadParameter(f"{value!r}: width and height must be positive")
+        sizes.append((w, h))
+    return sizes
+
+
+@click.command()
+@click.argument("artifact", type=click.Path())
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The checkpoint the artifact was exported from (default: the path in its metadata).",
+)
+@click.option("--frames", type=click.IntRange(min=2), default=4, show_default=True, help="Frames per sequence.")
+@click.option("--size", "sizes", multiple=True, callback=parse_size, help="WIDTHxHEIGHT; repeatable.")
+@click.option(
+    "--ratio", "ratios", multiple=True, type=click.FloatRange(0, 1, min_open=True), help="Downsample ratio; repeatable."
+)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full report here.")
+def main(
+    artifact: str,
+    checkpoint: Optional[str],
+    frames: int,
+    sizes: list,
+    ratios: tuple,
+    batch: int,
+    json_path: Optional[str],
+) -> None:
+    """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence."""
+    try:
+        report = verify_artifact(artifact, checkpoint, frames, sizes, ratios, batch)
+    except (RunnerError, CheckpointError) as exc:
+        click.echo(f"rvm-verify: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(report.table())
+    if json_path:
+        report.write_json(json_path)
+    sys.exit(0 if report.passed else 1)

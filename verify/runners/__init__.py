@@ -1,0 +1,55 @@
+"""Runner registry: artifact kind detected from the path, runner module imported lazily
+(so verifying an ONNX file never imports TensorFlow)."""
+
+import importlib
+from pathlib import Path
+
+from .base import Outputs, Runner, RunnerError
+
+# kind -> "module:Class"
+RUNNERS = {
+    "torchscript": "verify.runners.torch_runner:TorchScriptRunner",
+}
+
+SUFFIX_KINDS = {
+    ".torchscript": "torchscript",
+    ".pt": "torchscript",
+    ".ts": "torchscript",
+    ".onnx": "onnx",
+    ".mlmodel": "coreml",
+    ".mlpackage": "coreml",
+}
+
+
+def artifact_kind(path: str | Path) -> str:
+    """The artifact kind of ``path``, from its name and (for folders) its contents."""
+    path = Path(path)
+    if not path.exists():
+        raise RunnerError(f"artifact not found: {path}")
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        return "tensorflow"
+    if path.name == "model.json" or (path.is_dir() and (path / "model.json").exists()):
+        return "tfjs"
+    if path.suffix in SUFFIX_KINDS:
+        return SUFFIX_KINDS[path.suffix]
+    raise RunnerError(
+        f"cannot tell what kind of artifact {path} is; expected one of {', '.join(sorted(SUFFIX_KINDS))}, "
+        "a SavedModel folder or a TF.js model.json"
+    )
+
+
+def open_runner(path: str | Path) -> Runner:
+    kind = artifact_kind(path)
+    if kind not in RUNNERS:
+        raise RunnerError(f"no runner for {kind} artifacts is installed in this version")
+    module_name, class_name = RUNNERS[kind].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RunnerError(
+            f"the {kind} runner needs a missing package ({exc.name}); install the project's '{kind}' extra"
+        )
+    return getattr(module, class_name)(path)
+
+
+__all__ = ["RUNNERS", "Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]

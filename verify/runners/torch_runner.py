@@ -1,0 +1,65 @@
+"""The PyTorch reference and the TorchScript runner."""
+
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from contract import METADATA_KEY, ArtifactMetadata
+from model import MattingNetwork
+
+from .base import Outputs, Runner, RunnerError, to_numpy_outputs
+
+
+def _run_module(
+    module: Any, src: np.ndarray, state: Optional[List[torch.Tensor]], ratio: float, dtype: torch.dtype
+) -> Tuple[Outputs, List[torch.Tensor]]:
+    rec = state if state is not None else [None] * 4
+    with torch.inference_mode():
+        out = module(torch.from_numpy(src).to(dtype), *rec, downsample_ratio=float(ratio))
+    if not isinstance(out, (list, tuple)) or len(out) != 6:
+        raise RunnerError(f"expected 6 outputs [fgr, pha, r1..r4], got {type(out).__name__} of {len(out)}")
+    return to_numpy_outputs([t.float().numpy() for t in out]), list(out[2:])
+
+
+class TorchReference:
+    """The fp32 PyTorch MattingNetwork every artifact is compared against."""
+
+    kind = "pytorch"
+
+    def __init__(self, model: MattingNetwork) -> None:
+        self.model = model.float().eval()
+
+    def initial_state(self, batch: int) -> Any:
+        return None
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        return _run_module(self.model, src, state, downsample_ratio, torch.float32)
+
+
+class TorchScriptRunner(Runner):
+    kind = "torchscript"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.module, self.metadata = _load(self.path)
+        self.dtype = torch.float16 if self.metadata.precision == "fp16" else torch.float32
+
+    @classmethod
+    def read_metadata(cls, path: Path) -> ArtifactMetadata:
+        return _load(path)[1]
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        return _run_module(self.module, src, state, downsample_ratio, self.dtype)
+
+
+def _load(path: Path) -> Tuple[Any, ArtifactMetadata]:
+    extra = {METADATA_KEY: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:  # torch raises bare RuntimeErrors for foreign or truncated files
+        raise RunnerError(f"{path} is not a loadable TorchScript file: {str(exc).strip().splitlines()[0]}")
+    if not extra[METADATA_KEY]:
+        raise RunnerError(f"{path} carries no {METADATA_KEY}; it was not written by rvm-export")
+    return module.eval(), ArtifactMetadata.from_json(extra[METADATA_KEY])

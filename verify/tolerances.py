@@ -1,0 +1,55 @@
+"""Parity tolerances per artifact precision, for the closed-loop comparison against PyTorch fp32.
+
+Derived from measurement with the real MobileNetV3 weights (see README, "Tolerances", and
+``benchmarks/parity_sweep.py``), then given head-room of about 3-5x so that platform noise
+passes while real breakage (a perturbed weight, a state that is ignored, swapped outputs,
+a wrong precision) does not. Each bounds the worst pixel (max_abs), the tail (q999, the
+99.9th percentile of |error|) and the mean, per output; alpha is also bounded in matting
+terms (MAD x1e3, the RVM paper's unit).
+"""
+
+from dataclasses import dataclass
+from typing import Dict
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    max_abs: float
+    q999: float
+    mean_abs: float
+
+
+@dataclass(frozen=True)
+class PrecisionTolerance:
+    image: Tolerance  # fgr and pha, values in 0..1
+    state: Tolerance  # r1o..r4o, values in -1..1 (GRU states)
+    alpha_mad_1e3: float  # mean |alpha error| x 1e3 over one frame
+
+    def for_output(self, name: str) -> Tolerance:
+        return self.image if name in ("fgr", "pha") else self.state
+
+
+TOLERANCES: Dict[str, PrecisionTolerance] = {
+    "fp32": PrecisionTolerance(
+        image=Tolerance(max_abs=2e-3, q999=2e-4, mean_abs=2e-5),
+        state=Tolerance(max_abs=2e-3, q999=2e-4, mean_abs=2e-5),
+        alpha_mad_1e3=0.02,
+    ),
+    "fp16": PrecisionTolerance(
+        image=Tolerance(max_abs=0.15, q999=0.02, mean_abs=1.5e-3),
+        state=Tolerance(max_abs=0.15, q999=0.03, mean_abs=3e-3),
+        alpha_mad_1e3=1.5,
+    ),
+    "int8": PrecisionTolerance(
+        image=Tolerance(max_abs=0.6, q999=0.2, mean_abs=0.02),
+        state=Tolerance(max_abs=1.0, q999=0.5, mean_abs=0.05),
+        alpha_mad_1e3=20.0,
+    ),
+}
+TOLERANCES["uint8"] = TOLERANCES["int8"]
+
+
+def tolerance_for(precision: str) -> PrecisionTolerance:
+    if precision not in TOLERANCES:
+        raise KeyError(f"no tolerance is defined for precision {precision!r}")
+    return TOLERANCES[precision]
