@@ -50,4 +50,4 @@ def to_numpy_outputs(values: Any) -> Outputs:
     """Name a sequence of 6 outputs in contract order and convert them to float32 numpy."""
     from contract import OUTPUT_NAMES
 
-    return {name: np.asarray(v, dtype=np.float32) for name, v in zip(OUTPUT_NAMES, values)}
+    return {name: np.asarray(v, dtype=np.float32) for name, v in zip(OUTPUT_NAMES, values, strict=True)}
