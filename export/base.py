@@ -77,6 +77,10 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def is_writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
 @contextlib.contextmanager
 def atomic_output(output: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``output`` (same suffix); move it into place only on success.
@@ -90,7 +94,7 @@ def atomic_output(output: str | Path) -> Iterator[Path]:
         raise ExportError(f"cannot create the output folder {output.parent}: {exc.strerror}; choose another --output")
     if output.is_dir() and any(output.iterdir()) and not any((output / m).exists() for m in ARTIFACT_DIR_MARKERS):
         raise ExportError(f"{output} is a non-empty folder that is not an artifact; choose another --output")
-    if not os.access(output.parent, os.W_OK):
+    if not is_writable(output.parent):
         raise ExportError(f"cannot write to {output.parent} (permission denied); choose another --output")
     tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
     _remove(tmp)

@@ -1,0 +1,32 @@
+"""Shared fixtures: the real RVM weights in ../shared/weights and a real photograph."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
+
+
+@pytest.fixture(scope="session")
+def weights_path() -> Path:
+    if not WEIGHTS.is_file():  # CI always has ../shared; a missing file is a broken setup, not a skip
+        raise FileNotFoundError(f"real RVM weights expected at {WEIGHTS}")
+    return WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def real_model(weights_path: Path):
+    from model import load_checkpoint
+
+    return load_checkpoint(weights_path)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> torch.Tensor:
+    """[1,3,512,512] float32 in 0..1."""
+    from skimage import data
+
+    return torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1)[None].float() / 255

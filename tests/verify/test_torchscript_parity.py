@@ -1,0 +1,134 @@
+"""rvm-verify on TorchScript artifacts: real ones pass, each kind of broken one fails."""
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import Tensor, nn
+
+from export.base import load_source
+from export.cli import main as export_main
+from export.torchscript import export_torchscript
+from model import MattingNetwork, half_precision, load_checkpoint
+from verify.api import verify_artifact
+from verify.cli import main as verify_main
+
+SMALL = dict(frames=3, sizes=[(96, 64), (67, 45)], ratios=[1.0, 0.5])
+
+
+class IgnoresState(nn.Module):
+    """Broken: drops its recurrent inputs, so frame 1 matches and later frames drift."""
+
+    def __init__(self, net: MattingNetwork) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, src: Tensor, r1: Optional[Tensor] = None, r2: Optional[Tensor] = None,
+                r3: Optional[Tensor] = None, r4: Optional[Tensor] = None,
+                downsample_ratio: float = 1.0) -> List[Tensor]:  # fmt: skip
+        return self.net(src, None, None, None, None, downsample_ratio)
+
+
+class BgrForeground(IgnoresState):
+    """Broken: carries its state, but returns the foreground in BGR order."""
+
+    def forward(self, src: Tensor, r1: Optional[Tensor] = None, r2: Optional[Tensor] = None,
+                r3: Optional[Tensor] = None, r4: Optional[Tensor] = None,
+                downsample_ratio: float = 1.0) -> List[Tensor]:  # fmt: skip
+        out = self.net(src, r1, r2, r3, r4, downsample_ratio)
+        return [out[0].flip(-3)] + out[1:]
+
+
+class SwapsFgrPha(IgnoresState):
+    def forward(self, src: Tensor, r1: Optional[Tensor] = None, r2: Optional[Tensor] = None,
+                r3: Optional[Tensor] = None, r4: Optional[Tensor] = None,
+                downsample_ratio: float = 1.0) -> List[Tensor]:  # fmt: skip
+        out = self.net(src, r1, r2, r3, r4, downsample_ratio)
+        return [out[1], out[0]] + out[2:]
+
+
+@pytest.fixture(scope="module")
+def source(weights_path: Path):
+    return load_source(weights_path)
+
+
+def write(module: nn.Module, path: Path, source, precision: str = "fp32", freeze: bool = False) -> Path:
+    return export_torchscript(module, path, source.metadata("torchscript", precision, freeze=freeze), freeze)
+
+
+@pytest.mark.parametrize("precision, freeze", [("fp32", False), ("fp32", True), ("fp16", True)])
+def test_exported_torchscript_passes(tmp_path: Path, weights_path: Path, precision: str, freeze: bool) -> None:
+    out = tmp_path / f"rvm_{precision}.torchscript"
+    args = ["torchscript", "--checkpoint", str(weights_path), "--precision", precision, "--output", str(out)]
+    result = CliRunner().invoke(export_main, args + (["--freeze"] if freeze else []))
+    assert result.exit_code == 0, result.output
+    report = verify_artifact(out, **SMALL)
+    assert report.passed, report.table()
+    assert report.metadata.precision == precision and report.metadata.options == {"freeze": freeze}
+    worst = report.worst()
+    assert worst["pha"]["max_abs"] < (1e-4 if precision == "fp32" else 0.1)
+
+
+def test_perturbed_weight_fails(tmp_path: Path, source, weights_path: Path) -> None:
+    net = load_checkpoint(weights_path)
+    with torch.no_grad():
+        net.decoder.decode1.conv[0].weight.mul_(1.02)
+    report = verify_artifact(write(net, tmp_path / "perturbed.torchscript", source), **SMALL)
+    assert not report.passed
+    assert {f.output for f in report.failures} >= {"pha", "r1o"}
+
+
+def test_ignored_recurrent_state_fails_after_the_first_frame(tmp_path: Path, source, weights_path: Path) -> None:
+    artifact = write(IgnoresState(load_checkpoint(weights_path)), tmp_path / "stateless.torchscript", source)
+    report = verify_artifact(artifact, **SMALL)
+    assert not report.passed
+    assert min(f.frame for f in report.failures) == 1, "frame 0 is identical; the drift starts at frame 1"
+
+
+def test_bgr_foreground_fails(tmp_path: Path, source, weights_path: Path) -> None:
+    report = verify_artifact(
+        write(BgrForeground(load_checkpoint(weights_path)), tmp_path / "bgr.torchscript", source), **SMALL
+    )
+    assert not report.passed and {f.output for f in report.failures} == {"fgr"}
+
+
+def test_swapped_outputs_fail_on_shape(tmp_path: Path, source, weights_path: Path) -> None:
+    report = verify_artifact(
+        write(SwapsFgrPha(load_checkpoint(weights_path)), tmp_path / "swap.torchscript", source), **SMALL
+    )
+    assert not report.passed and report.failures[0].metric == "shape"
+
+
+def test_fp16_artifact_claiming_fp32_fails(tmp_path: Path, source, weights_path: Path) -> None:
+    half = half_precision(load_checkpoint(weights_path))
+    artifact = write(half, tmp_path / "liar.torchscript", source, precision="fp32")
+    report = verify_artifact(artifact, frames=3, sizes=[(96, 64)], ratios=[0.5])
+    assert not report.passed
+
+
+def test_cli_exit_codes_and_json(tmp_path: Path, source, weights_path: Path) -> None:
+    good = write(load_checkpoint(weights_path), tmp_path / "good.torchscript", source)
+    cli = CliRunner()
+    args = ["--frames", "2", "--size", "64x48", "--ratio", "0.5"]
+    ok = cli.invoke(verify_main, [str(good), *args, "--json", str(tmp_path / "r.json")])
+    assert ok.exit_code == 0, ok.output
+    assert "PASS" in ok.output and json.loads((tmp_path / "r.json").read_text())["passed"] is True
+
+    bad = write(IgnoresState(load_checkpoint(weights_path)), tmp_path / "bad.torchscript", source)
+    failed = cli.invoke(verify_main, [str(bad), *args])
+    assert failed.exit_code == 1 and "FAIL" in failed.output and "frame 1" in failed.output
+
+    missing = cli.invoke(verify_main, [str(tmp_path / "nope.torchscript")])
+    assert missing.exit_code == 2 and "artifact not found" in missing.output
+    (tmp_path / "junk.torchscript").write_bytes(b"junk")
+    junk = cli.invoke(verify_main, [str(tmp_path / "junk.torchscript")])
+    assert junk.exit_code == 2 and "not a loadable TorchScript file" in junk.output
+    other = tmp_path / "other.pth"
+    torch.save(MattingNetwork("mobilenetv3", "fast_guided_filter").state_dict(), other)
+    wrong_ckpt = cli.invoke(verify_main, [str(good), "--checkpoint", str(other)])
+    assert wrong_ckpt.exit_code == 2 and "is not the checkpoint the artifact was exported from" in wrong_ckpt.output
+    bad_size = cli.invoke(verify_main, [str(good), "--size", "64by48"])
+    assert bad_size.exit_code == 2
