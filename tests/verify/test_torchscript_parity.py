@@ -13,6 +13,7 @@ from export.base import load_source
 from export.cli import main as export_main
 from export.torchscript import export_torchscript
 from model import MattingNetwork, half_precision, load_checkpoint
+from model.guided_filter import FastGuidedFilterRefiner, box_filter, resize_to, with_grey
 from verify.api import verify_artifact
 from verify.cli import main as verify_main
 
@@ -48,6 +49,19 @@ class SwapsFgrPha(IgnoresState):
                 downsample_ratio: float = 1.0) -> List[Tensor]:  # fmt: skip
         out = self.net(src, r1, r2, r3, r4, downsample_ratio)
         return [out[1], out[0]] + out[2:]
+
+
+class NaiveHalfGuidedFilter(FastGuidedFilterRefiner):
+    """Broken: the fast guided filter computed in the model's fp16, as a naive ``model.half()`` would."""
+
+    def forward(self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor, base_hid: Tensor):
+        x, y = with_grey(base_src), torch.cat([base_fgr, base_pha], 1)
+        mean_x, mean_y = box_filter(x, 1), box_filter(y, 1)
+        a = (box_filter(x * y, 1) - mean_x * mean_y) / (box_filter(x * x, 1) - mean_x * mean_x + self.eps)
+        b = mean_y - a * mean_x
+        out = resize_to(a, fine_src) * with_grey(fine_src) + resize_to(b, fine_src)
+        fgr, pha = out.split([3, 1], 1)
+        return fgr, pha
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +121,17 @@ def test_fp16_artifact_claiming_fp32_fails(tmp_path: Path, source, weights_path:
     artifact = write(half, tmp_path / "liar.torchscript", source, precision="fp32")
     report = verify_artifact(artifact, frames=3, sizes=[(96, 64)], ratios=[0.5])
     assert not report.passed
+
+
+def test_naive_fp16_guided_filter_fails_in_the_worst_pixel(tmp_path: Path, source, weights_path: Path) -> None:
+    """Mean error stays ~3e-3 while single alpha pixels are off by up to 1.0: only max/q99.9 catch it."""
+    net = load_checkpoint(weights_path)
+    net.refiner = NaiveHalfGuidedFilter()
+    artifact = write(net.half(), tmp_path / "naive_fp16.torchscript", source, precision="fp16")
+    report = verify_artifact(artifact, frames=2, sizes=[(96, 64)], ratios=[0.5])
+    assert not report.passed
+    pha_failures = {f.metric for f in report.failures if f.output == "pha"}
+    assert "max_abs" in pha_failures and "mean_abs" not in pha_failures
 
 
 def test_cli_exit_codes_and_json(tmp_path: Path, source, weights_path: Path) -> None:
