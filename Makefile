@@ -1,0 +1,34 @@
+# Two commands on a fresh machine:  make export-all   and   make test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Extras installed by `make setup` (every target; users may install fewer: pip install -e '.[onnx]').
+EXTRAS := onnx,video,dev
+CHECKPOINT ?=
+RESNET50_CHECKPOINT ?=
+ONLY ?=
+
+.PHONY: setup test export-all lint bench clean
+
+setup: $(VENV)/.installed
+
+# Re-runs only when the dependency files change (idempotent).
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest
+
+export-all: setup
+	$(PY) -m pipeline $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
+		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY))
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	find artifacts -mindepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache build *.egg-info

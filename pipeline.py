@@ -1,0 +1,172 @@
+"""``make export-all``: export every release artifact, verify each against PyTorch, write a manifest.
+
+This is the only module that uses both export/ and verify/ (they never import each other).
+Each job calls the ``rvm-export`` command line in-process, so the release pipeline exercises
+exactly what users run, then ``verify_artifact`` on the file it wrote.
+
+    python -m pipeline [--checkpoint PATH] [--resnet50-checkpoint PATH] [--out artifacts] [--only onnx,...]
+"""
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import click
+
+from contract import tool_versions
+from model import CheckpointError, infer_architecture, read_state_dict
+
+REPO = Path(__file__).resolve().parent
+# Where a checkpoint is looked for when none is given: the official file names under checkpoints/,
+# then the real weights kept beside the repository for tests.
+DEFAULT_CHECKPOINTS = {
+    "mobilenetv3": [
+        REPO / "checkpoints" / "rvm_mobilenetv3.pth",
+        REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth",
+    ],
+    "resnet50": [REPO / "checkpoints" / "rvm_resnet50.pth"],
+}
+
+
+@dataclass
+class Job:
+    name: str  # artifact file or folder name under the output folder
+    target: str  # rvm-export subcommand
+    variant: str
+    options: List[str]  # target options besides --checkpoint/--variant/--output
+
+
+def torchscript_jobs(variant: str) -> List[Job]:
+    jobs = []
+    for precision in ("fp32", "fp16"):
+        for frozen in (False, True):
+            suffix = "_frozen" if frozen else ""
+            options = ["--precision", precision, "--freeze" if frozen else "--no-freeze"]
+            jobs.append(Job(f"rvm_{variant}_{precision}{suffix}.torchscript", "torchscript", variant, options))
+    return jobs
+
+
+# target -> jobs for one variant; targets whose exporter is not installed are skipped with a note.
+TARGET_JOBS = {
+    "torchscript": lambda variant: torchscript_jobs(variant),
+}
+
+
+def find_checkpoints(checkpoint: Optional[str], resnet50_checkpoint: Optional[str]) -> Dict[str, Optional[Path]]:
+    """variant -> checkpoint file, or None for a seeded random initialisation."""
+    found: Dict[str, Optional[Path]] = {}
+    for given in (checkpoint, resnet50_checkpoint):
+        if given:
+            variant, _ = infer_architecture(read_state_dict(given))
+            found[variant] = Path(given)
+    for variant, candidates in DEFAULT_CHECKPOINTS.items():
+        if variant not in found:
+            found[variant] = next((c for c in candidates if c.is_file()), None)
+    return found
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def size_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def run_job(job: Job, checkpoint: Optional[Path], out: Path) -> dict:
+    from export.cli import main as export_main
+    from verify.api import verify_artifact
+
+    path = out / job.name
+    args = [job.target, "--output", str(path), *job.options]
+    args += ["--checkpoint", str(checkpoint)] if checkpoint else ["--variant", job.variant]
+    entry: dict = {
+        "name": job.name,
+        "target": job.target,
+        "variant": job.variant,
+        "command": "rvm-export " + " ".join(args),
+    }
+    started = time.time()
+    try:
+        export_main.main(args, standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            return entry | {"status": "export failed", "exit_code": exc.code}
+    except Exception as exc:  # report and go on with the other artifacts
+        return entry | {"status": "export failed", "error": f"{type(exc).__name__}: {exc}"}
+    entry["export_seconds"] = round(time.time() - started, 1)
+    started = time.time()
+    report = verify_artifact(path, checkpoint)
+    click.echo(report.table())
+    entry |= {
+        "status": "verified" if report.passed else "parity failed",
+        "path": str(path.relative_to(out)),
+        "sha256": sha256(path),
+        "size_bytes": size_bytes(path),
+        "metadata": json.loads(report.metadata.to_json()),
+        "verification": report.summary(),
+        "verify_seconds": round(time.time() - started, 1),
+    }
+    return entry
+
+
+@click.command()
+@click.option(
+    "--checkpoint", type=click.Path(dir_okay=False), default=None, help="Checkpoint for its variant (inferred)."
+)
+@click.option("--resnet50-checkpoint", type=click.Path(dir_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), default=str(REPO / "artifacts"), show_default=True)
+@click.option("--only", default="", help="Comma-separated targets (default: all installed).")
+def main(checkpoint: Optional[str], resnet50_checkpoint: Optional[str], out: str, only: str) -> None:
+    """Export and verify every release artifact; exit 1 if any fails."""
+    try:
+        checkpoints = find_checkpoints(checkpoint, resnet50_checkpoint)
+    except CheckpointError as exc:
+        click.echo(f"export-all: error: {exc}", err=True)
+        sys.exit(2)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for variant, path in checkpoints.items():
+        label = str(path) if path else "NONE FOUND: seeded random initialisation (seed 0), not trained weights"
+        click.echo(f"checkpoint for {variant}: {label}")
+    targets = [t for t in only.split(",") if t] or list(TARGET_JOBS)
+    unknown = [t for t in targets if t not in TARGET_JOBS]
+    if unknown:
+        click.echo(
+            f"export-all: error: unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGET_JOBS)}", err=True
+        )
+        sys.exit(2)
+    entries = []
+    for target in targets:
+        for variant, path in checkpoints.items():
+            for job in TARGET_JOBS[target](variant):
+                click.echo(f"\n== {job.name}")
+                entries.append(run_job(job, path, out_dir))
+    manifest = {
+        "checkpoints": {v: (str(p) if p else None) for v, p in checkpoints.items()},
+        "tools": tool_versions("onnx", "onnxruntime", "tensorflow", "coremltools"),
+        "artifacts": entries,
+    }
+    tmp = out_dir / ".manifest.json.partial"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out_dir / "manifest.json")
+    click.echo(f"\n{'artifact':<48}{'status':<16}{'size MB':>9}{'max|pha err|':>14}")
+    for e in entries:
+        worst = e.get("verification", {}).get("worst", {}).get("pha", {}).get("max_abs", float("nan"))
+        click.echo(f"{e['name']:<48}{e['status']:<16}{e.get('size_bytes', 0) / 1e6:>9.1f}{worst:>14.2e}")
+    failed = [e["name"] for e in entries if e["status"] != "verified"]
+    click.echo(f"\nmanifest: {out_dir / 'manifest.json'}; {len(entries) - len(failed)} verified, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
