@@ -13,14 +13,20 @@ from .base import Outputs, Runner, RunnerError, to_numpy_outputs
 
 
 def _run_module(
-    module: Any, src: np.ndarray, state: Optional[List[torch.Tensor]], ratio: float, dtype: torch.dtype
+    module: Any,
+    src: np.ndarray,
+    state: Optional[List[torch.Tensor]],
+    ratio: float,
+    dtype: torch.dtype,
+    device: str = "cpu",
 ) -> Tuple[Outputs, List[torch.Tensor]]:
+    """One frame; the recurrent state stays on ``device`` in the module's own dtype."""
     rec = state if state is not None else [None] * 4
     with torch.inference_mode():
-        out = module(torch.from_numpy(src).to(dtype), *rec, downsample_ratio=float(ratio))
+        out = module(torch.from_numpy(src).to(device, dtype), *rec, downsample_ratio=float(ratio))
     if not isinstance(out, (list, tuple)) or len(out) != 6:
         raise RunnerError(f"expected 6 outputs [fgr, pha, r1..r4], got {type(out).__name__} of {len(out)}")
-    return to_numpy_outputs([t.float().numpy() for t in out]), list(out[2:])
+    return to_numpy_outputs([t.float().cpu().numpy() for t in out]), list(out[2:])
 
 
 class TorchReference:
@@ -41,9 +47,10 @@ class TorchReference:
 class TorchScriptRunner(Runner):
     kind = "torchscript"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
         self.path = Path(path)
-        self.module, self.metadata = _load(self.path)
+        self.device = device
+        self.module, self.metadata = _load(self.path, device)
         self.dtype = torch.float16 if self.metadata.precision == "fp16" else torch.float32
 
     @classmethod
@@ -51,13 +58,13 @@ class TorchScriptRunner(Runner):
         return _load(path)[1]
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
-        return _run_module(self.module, src, state, downsample_ratio, self.dtype)
+        return _run_module(self.module, src, state, downsample_ratio, self.dtype, self.device)
 
 
-def _load(path: Path) -> Tuple[Any, ArtifactMetadata]:
+def _load(path: Path, device: str = "cpu") -> Tuple[Any, ArtifactMetadata]:
     extra = {METADATA_KEY: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as exc:  # torch raises bare RuntimeErrors for foreign or truncated files
         raise RunnerError(f"{path} is not a loadable TorchScript file: {str(exc).strip().splitlines()[0]}")
     if not extra[METADATA_KEY]:
