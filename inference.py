@@ -1,0 +1,437 @@
+"""``convert_video``: matte a whole video or image folder with RVM, as the RVM documentation shows.
+
+    python inference.py --variant mobilenetv3 --checkpoint rvm_mobilenetv3.pth --device cpu \\
+        --input-source input.mp4 --output-type video --output-composition com.mp4 \\
+        --output-alpha pha.mp4 --output-foreground fgr.mp4 --output-video-mbps 4 --seq-chunk 12
+
+(also installed as ``rvm-convert``). Decoding, inference and encoding run concurrently: a reader
+thread decodes and groups frames into chunks, the calling thread runs the model, and one thread
+per output encodes, all joined by small bounded queues so memory stays flat.
+"""
+
+import math
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+
+import click
+import numpy as np
+import torch
+
+from inference_backends import Backend, make_backend
+from inference_utils import (
+    ImageSequenceReader,
+    ImageSequenceWriter,
+    InferenceError,
+    VideoReader,
+    VideoWriter,
+    open_reader,
+)
+
+GREEN = (120, 255, 155)  # composition background, RGB
+OUTPUT_TYPES = ("video", "png_sequence")
+AUTO_RATIO_SIDE = 512  # automatic downsample: the largest side of the downsampled frame ~512 px
+QUEUE_DEPTH = 3  # chunks in flight between each pair of stages
+
+
+@dataclass
+class ConversionResult:
+    """What was converted: frames written per output, their rate and size, and how long it took."""
+
+    frames: int
+    frame_rate: Fraction
+    width: int
+    height: int
+    downsample_ratio: float
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else math.inf
+
+
+def auto_downsample_ratio(height: int, width: int) -> float:
+    """The ratio that brings the largest side to about 512 px, never above 1."""
+    return min(AUTO_RATIO_SIDE / max(height, width), 1.0)
+
+
+def _check_arguments(
+    downsample_ratio: Optional[float],
+    output_type: str,
+    outputs: Dict[str, Optional[str]],
+    output_video_mbps: Optional[float],
+    seq_chunk: int,
+    num_workers: int,
+) -> None:
+    if output_type not in OUTPUT_TYPES:
+        raise InferenceError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}")
+    if not any(outputs.values()):
+        raise InferenceError("no output requested; pass output_composition, output_alpha and/or output_foreground")
+    if downsample_ratio is not None and not (isinstance(downsample_ratio, (int, float)) and 0 < downsample_ratio <= 1):
+        raise InferenceError(f"downsample_ratio must be in (0, 1] (or None for automatic), got {downsample_ratio}")
+    if not isinstance(seq_chunk, int) or seq_chunk < 1:
+        raise InferenceError(f"seq_chunk must be an integer >= 1, got {seq_chunk}")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise InferenceError(f"num_workers must be an integer >= 0, got {num_workers}")
+    if output_video_mbps is not None and not output_video_mbps > 0:
+        raise InferenceError(f"output_video_mbps must be positive, got {output_video_mbps}")
+    paths = [Path(p).resolve() for p in outputs.values() if p]
+    if len(set(paths)) != len(paths):
+        raise InferenceError("two outputs have the same path; give each output its own path")
+
+
+# ----------------------------------------------------------------------------- pipeline stages
+
+_END = object()
+
+
+def _put(q: "queue.Queue[Any]", item: Any, stop: threading.Event) -> bool:
+    """Put unless ``stop`` is set meanwhile; True if the item went in."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _in_background(items: Iterable[Any], depth: int = QUEUE_DEPTH) -> Iterator[Any]:
+    """Iterate ``items`` in a thread, ``depth`` ahead; its exceptions re-raise here."""
+    q: queue.Queue[Any] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _put(q, (item, None), stop):
+                    return
+            _put(q, (_END, None), stop)
+        except BaseException as exc:  # handed to the consumer, raised there
+            _put(q, (_END, exc), stop)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="rvm-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = q.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _Sink:
+    """One output written by its own thread from a bounded queue; errors surface in put()/finish()."""
+
+    def __init__(self, writer: VideoWriter | ImageSequenceWriter, depth: int = QUEUE_DEPTH) -> None:
+        self.writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name=f"rvm-write-{writer.path.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if self._error is None:  # after an error keep draining, so put() never blocks forever
+                try:
+                    self.writer.write_array(item)
+                except BaseException as exc:
+                    self._error = exc
+
+    def put(self, frames: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frames)
+
+    def finish(self) -> None:
+        """Wait for the queue to drain and close the writer (renaming its output into place)."""
+        self._queue.put(_END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self.writer.close()
+
+    def abort(self) -> None:
+        self._queue.put(_END)
+        self._thread.join()
+        self.writer.abort()
+
+
+def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Group HxWx3 frames into [T,H,W,3] arrays of up to ``size`` frames."""
+    batch = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[T,C,H,W] floats in 0..1 -> [T,H,W,C] uint8 on the CPU (rounded on the device)."""
+    x = x.float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def _renderers(output_type: str, device: torch.device) -> Dict[str, Callable[[torch.Tensor, torch.Tensor], np.ndarray]]:
+    green = torch.tensor(GREEN, dtype=torch.float32, device=device).div(255).view(1, 3, 1, 1)
+
+    def composition(fgr: torch.Tensor, pha: torch.Tensor) -> np.ndarray:
+        fgr, pha = fgr.float(), pha.float()
+        if output_type == "video":
+            return _to_uint8(fgr * pha + green * (1 - pha))
+        rgba = _to_uint8(torch.cat([fgr, pha], dim=1))
+        rgba[..., :3] *= rgba[..., 3:] > 0  # RGBA; no colour where fully transparent (after rounding)
+        return rgba
+
+    return {
+        "composition": composition,
+        "alpha": lambda fgr, pha: _to_uint8(pha)[..., 0],
+        "foreground": lambda fgr, pha: _to_uint8(fgr),
+    }
+
+
+def _open_writers(
+    outputs: Dict[str, Optional[str]], output_type: str, frame_rate: Fraction, mbps: float
+) -> Dict[str, VideoWriter | ImageSequenceWriter]:
+    writers: Dict[str, VideoWriter | ImageSequenceWriter] = {}
+    try:
+        for name, path in outputs.items():
+            if not path:
+                continue
+            if output_type == "video":
+                writers[name] = VideoWriter(path, frame_rate=frame_rate, bit_rate=int(mbps * 1_000_000))
+            else:
+                writers[name] = ImageSequenceWriter(path, "png")
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    return writers
+
+
+def _fit_fixed_case(
+    backend: Backend, input_resize: Optional[Tuple[int, int]], downsample_ratio: Optional[float]
+) -> Tuple[Optional[Tuple[int, int]], Optional[float]]:
+    """Fixed-shape artifacts (e.g. CoreML): default to their size and ratio; refuse any other."""
+    fixed = backend.fixed_case()
+    if fixed is None:
+        return input_resize, downsample_ratio
+    width, height, ratio = fixed
+    if input_resize is not None and tuple(input_resize) != (width, height):
+        raise InferenceError(f"this artifact only takes {width}x{height} frames; pass input_resize=({width}, {height})")
+    if downsample_ratio is not None and not math.isclose(downsample_ratio, ratio):
+        raise InferenceError(f"this artifact was exported for downsample_ratio {ratio}; pass that or None")
+    return (width, height), ratio
+
+
+def _run(
+    backend: Backend,
+    source: VideoReader | ImageSequenceReader,
+    sinks: Dict[str, _Sink],
+    output_type: str,
+    downsample_ratio: Optional[float],
+    seq_chunk: int,
+    num_workers: int,
+    progress: bool,
+) -> Tuple[int, float]:
+    from tqdm.auto import tqdm
+
+    render = _renderers(output_type, backend.device)
+    arrays = source.iter_arrays(num_workers) if isinstance(source, ImageSequenceReader) else source.iter_arrays()
+    frames = 0
+    with tqdm(total=len(source), disable=not progress, dynamic_ncols=True, unit="frame") as bar:
+        for chunk in _in_background(_chunks(arrays, seq_chunk)):
+            if downsample_ratio is None:
+                downsample_ratio = auto_downsample_ratio(*chunk.shape[1:3])
+            with torch.inference_mode():
+                fgr, pha = backend(torch.from_numpy(chunk), downsample_ratio)
+                for name, sink in sinks.items():
+                    sink.put(render[name](fgr, pha))
+            frames += len(chunk)
+            bar.update(len(chunk))
+    return frames, downsample_ratio or 1.0
+
+
+def convert_video(
+    model: Any,
+    input_source: str | os.PathLike,
+    input_resize: Optional[Tuple[int, int]] = None,
+    downsample_ratio: Optional[float] = None,
+    output_type: str = "video",
+    output_composition: Optional[str | os.PathLike] = None,
+    output_alpha: Optional[str | os.PathLike] = None,
+    output_foreground: Optional[str | os.PathLike] = None,
+    output_video_mbps: Optional[float] = None,
+    seq_chunk: int = 1,
+    num_workers: int = 0,
+    progress: bool = True,
+    device: Optional[str | torch.device] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> ConversionResult:
+    """Matte ``input_source`` (a video file or a folder of images) and write the requested outputs.
+
+    ``model`` is a MattingNetwork, a TorchScript module (a frozen one needs ``device`` and
+    ``dtype``), an exported artifact's path, or a verify runner. ``output_type='video'`` writes
+    H.264 files (composition over green RGB 120,255,155; alpha as monochrome video) at the input's
+    frame rate (30 fps for images); ``'png_sequence'`` writes folders of numbered PNGs (composition
+    as RGBA). ``downsample_ratio=None`` picks one so the downsampled frame's largest side is ~512 px.
+    Outputs appear only when the whole conversion succeeded; errors are :class:`InferenceError`.
+    """
+    outputs = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
+    _check_arguments(downsample_ratio, output_type, outputs, output_video_mbps, seq_chunk, num_workers)
+    if output_video_mbps is not None and output_type != "video":
+        raise InferenceError("output_video_mbps only applies to output_type='video'")
+    source = open_reader(input_source, resize=input_resize)  # bad input fails before a model is loaded
+    backend = make_backend(model, device, dtype)
+    fitted_resize, downsample_ratio = _fit_fixed_case(backend, input_resize, downsample_ratio)
+    if fitted_resize != input_resize:
+        source = open_reader(input_source, resize=fitted_resize)
+    inputs = Path(input_source).resolve()
+    if any(Path(p).resolve() == inputs for p in outputs.values() if p):
+        raise InferenceError(f"an output path is the input {input_source}; write the outputs elsewhere")
+    writers = _open_writers(outputs, output_type, source.frame_rate, output_video_mbps or 1.0)
+    sinks = {name: _Sink(writer) for name, writer in writers.items()}
+    start = time.perf_counter()
+    try:
+        frames, ratio = _run(backend, source, sinks, output_type, downsample_ratio, seq_chunk, num_workers, progress)
+        if frames == 0:
+            raise InferenceError(f"{input_source} has no frames to convert")
+        for sink in sinks.values():
+            sink.finish()
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise
+    width, height = source.size
+    return ConversionResult(frames, source.frame_rate, width, height, ratio, time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _load_model(
+    checkpoint: Optional[str],
+    artifact: Optional[str],
+    variant: Optional[str],
+    refiner: Optional[str],
+    device: str,
+    dtype: str,
+) -> Any:
+    from model import half_precision, load_checkpoint
+
+    if (checkpoint is None) == (artifact is None):
+        raise InferenceError("pass exactly one of --checkpoint (a .pth file) or --artifact (an exported model)")
+    if artifact is not None:
+        return artifact
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise InferenceError("CUDA is not available here; pass --device cpu")
+    model = load_checkpoint(checkpoint, variant, refiner).to(device)
+    return half_precision(model) if dtype == "float16" else model
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--variant",
+    type=click.Choice(["mobilenetv3", "resnet50"]),
+    default=None,
+    help="Inferred from the checkpoint when omitted.",
+)
+@click.option(
+    "--refiner",
+    type=click.Choice(["deep_guided_filter", "fast_guided_filter"]),
+    default=None,
+    help="Inferred from the checkpoint when omitted.",
+)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="RVM checkpoint (.pth).")
+@click.option(
+    "--artifact",
+    type=click.Path(),
+    default=None,
+    help="An exported model (TorchScript, ONNX, SavedModel, ...) instead of --checkpoint.",
+)
+@click.option("--device", default="cuda" if torch.cuda.is_available() else "cpu", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--input-source", required=True, help="A video file or a folder of images.")
+@click.option("--input-resize", type=int, nargs=2, default=None, metavar="W H", help="Resize the input frames first.")
+@click.option("--downsample-ratio", type=float, default=None, help="In (0, 1]; automatic (~512 px) when omitted.")
+@click.option("--output-type", type=click.Choice(OUTPUT_TYPES), default="video", show_default=True)
+@click.option("--output-composition", default=None, help="Video file, or folder for png_sequence (RGBA).")
+@click.option("--output-alpha", default=None)
+@click.option("--output-foreground", default=None)
+@click.option("--output-video-mbps", type=float, default=None, help="Bit rate of video outputs [default: 1].")
+@click.option("--seq-chunk", type=int, default=1, show_default=True, help="Frames per forward pass.")
+@click.option(
+    "--num-workers", type=int, default=0, show_default=True, help="Image reader threads (image folders only)."
+)
+@click.option("--disable-progress", is_flag=True, help="No progress bar.")
+def main(
+    variant: Optional[str],
+    refiner: Optional[str],
+    checkpoint: Optional[str],
+    artifact: Optional[str],
+    device: str,
+    dtype: str,
+    input_source: str,
+    input_resize: Optional[Tuple[int, int]],
+    downsample_ratio: Optional[float],
+    output_type: str,
+    output_composition: Optional[str],
+    output_alpha: Optional[str],
+    output_foreground: Optional[str],
+    output_video_mbps: Optional[float],
+    seq_chunk: int,
+    num_workers: int,
+    disable_progress: bool,
+) -> None:
+    """Matte a video or image folder with Robust Video Matting."""
+    from model import CheckpointError
+
+    try:
+        model = _load_model(checkpoint, artifact, variant, refiner, device, dtype)
+        result = convert_video(
+            model,
+            input_source=input_source,
+            input_resize=input_resize or None,
+            downsample_ratio=downsample_ratio,
+            output_type=output_type,
+            output_composition=output_composition,
+            output_alpha=output_alpha,
+            output_foreground=output_foreground,
+            output_video_mbps=output_video_mbps,
+            seq_chunk=seq_chunk,
+            num_workers=num_workers,
+            progress=not disable_progress,
+        )
+    except (InferenceError, CheckpointError) as exc:
+        click.echo(f"rvm-convert: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"converted {result.frames} frames ({result.width}x{result.height} @ {float(result.frame_rate):g} fps, "
+        f"downsample_ratio {result.downsample_ratio:g}) in {result.seconds:.1f} s ({result.fps:.1f} fps)",
+        err=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

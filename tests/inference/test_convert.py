@@ -1,0 +1,122 @@
+"""convert_video end to end on real data with the real weights."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference import auto_downsample_ratio, convert_video
+
+from .helpers import GREEN, read_pngs, read_video, reference_alpha
+
+
+@pytest.fixture(scope="module")
+def video_outputs(real_model, clip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("video_out")
+    paths = {name: out / f"{name}.mp4" for name in ("com", "pha", "fgr")}
+    result = convert_video(
+        real_model,
+        input_source=str(clip),
+        downsample_ratio=1.0,  # at 160x96 the network needs the full resolution for a clean matte
+        output_type="video",
+        output_composition=str(paths["com"]),
+        output_alpha=str(paths["pha"]),
+        output_foreground=str(paths["fgr"]),
+        output_video_mbps=4,
+        seq_chunk=4,
+        progress=False,
+    )
+    return {"result": result, "folder": out, **{k: read_video(p) for k, p in paths.items()}}
+
+
+def test_video_outputs_keep_frame_count_rate_and_size(video_outputs: dict) -> None:
+    assert video_outputs["result"].frames == 10
+    for name in ("com", "pha", "fgr"):
+        frames, rate = video_outputs[name]
+        assert frames.shape == (10, 96, 160, 3), name
+        assert rate == Fraction(25), name
+    assert sorted(p.name for p in video_outputs["folder"].iterdir()) == ["com.mp4", "fgr.mp4", "pha.mp4"]
+
+
+def test_alpha_is_a_plausible_person_matte(video_outputs: dict) -> None:
+    alpha = video_outputs["pha"][0][..., 0].astype(np.float32) / 255  # [T,H,W]
+    h, w = alpha.shape[1:]
+    face = alpha[:, int(0.05 * h) : int(0.3 * h), int(0.38 * w) : int(0.52 * w)]
+    body = alpha[:, int(0.6 * h) : int(0.9 * h), int(0.3 * w) : int(0.6 * w)]
+    sky = alpha[:, : int(0.35 * h), int(0.88 * w) :]  # dark background right of the shuttle
+    assert face.mean() > 0.9 and body.mean() > 0.9, (face.mean(), body.mean())
+    assert sky.mean() < 0.1, sky.mean()
+    assert 0.25 < alpha.mean() < 0.75
+    assert ((alpha > 0.05) & (alpha < 0.95)).mean() < 0.15  # mostly decided, with soft edges
+
+
+def test_composite_is_foreground_over_green(video_outputs: dict) -> None:
+    com, pha, fgr = (video_outputs[k][0].astype(np.float32) / 255 for k in ("com", "pha", "fgr"))
+    expected = fgr * pha[..., :1] + GREEN * (1 - pha[..., :1])
+    error = np.abs(com - expected)
+    # three independent lossy encodings (4:2:0 chroma at green/orange edges); a wrong
+    # background or an inverted alpha gives errors of 0.3 and more
+    assert error.mean() < 0.012 and np.quantile(error, 0.99) < 0.12, (error.mean(), np.quantile(error, 0.99))
+
+
+def test_alpha_video_is_single_channel(video_outputs: dict) -> None:
+    frames = video_outputs["pha"][0]
+    assert np.array_equal(frames[..., 0], frames[..., 1]) and np.array_equal(frames[..., 0], frames[..., 2])
+
+
+def test_png_sequence_matches_a_plain_stateful_loop(real_model, clip: Path, tmp_path: Path) -> None:
+    """Chunked, threaded conversion == frame-by-frame loop carrying the state (within rounding)."""
+    convert_video(
+        real_model,
+        str(clip),
+        downsample_ratio=0.5,
+        output_type="png_sequence",
+        output_composition=str(tmp_path / "com"),
+        output_alpha=str(tmp_path / "pha"),
+        output_foreground=str(tmp_path / "fgr"),
+        seq_chunk=3,
+        progress=False,
+    )
+    com, pha, fgr = (read_pngs(tmp_path / n) for n in ("com", "pha", "fgr"))
+    assert com.shape == (10, 96, 160, 4) and pha.shape == (10, 96, 160) and fgr.shape == (10, 96, 160, 3)
+    assert np.array_equal(com[..., 3], pha)  # RGBA: alpha channel is the alpha output
+    assert np.array_equal(com[..., :3], fgr * (pha[..., None] > 0))  # no colour where fully transparent
+    decoded, _ = read_video(clip)
+    expected = reference_alpha(real_model, decoded, 0.5)
+    assert np.abs(pha.astype(int) - expected).max() <= 1
+
+
+def test_odd_size_keeps_exact_size_and_rate(real_model, odd_clip: Path, tmp_path: Path) -> None:
+    result = convert_video(
+        real_model,
+        str(odd_clip),
+        output_composition=str(tmp_path / "com.mp4"),
+        output_alpha=str(tmp_path / "pha.mp4"),
+        progress=False,
+    )
+    assert result.downsample_ratio == 1.0  # automatic: 161 px is below 512
+    for name in ("com", "pha"):
+        frames, rate = read_video(tmp_path / f"{name}.mp4")
+        assert frames.shape == (8, 97, 161, 3)
+        assert rate == Fraction(30000, 1001)
+
+
+def test_input_resize_and_image_folder(real_model, image_folder: Path, tmp_path: Path) -> None:
+    result = convert_video(
+        real_model,
+        str(image_folder),
+        input_resize=(120, 72),
+        output_type="video",
+        output_alpha=str(tmp_path / "pha.mp4"),
+        num_workers=2,
+        progress=False,
+    )
+    frames, rate = read_video(tmp_path / "pha.mp4")
+    assert frames.shape == (6, 72, 120, 3) and rate == 30
+    assert (result.width, result.height, result.frames) == (120, 72, 6)
+
+
+def test_auto_downsample_ratio() -> None:
+    assert auto_downsample_ratio(1080, 1920) == pytest.approx(512 / 1920)
+    assert auto_downsample_ratio(96, 160) == 1.0
