@@ -9,6 +9,7 @@ from .base import Outputs, Runner, RunnerError
 # kind -> "module:Class"
 RUNNERS = {
     "torchscript": "verify.runners.torch_runner:TorchScriptRunner",
+    "onnx": "verify.runners.onnxruntime:OnnxRuntimeRunner",
 }
 
 SUFFIX_KINDS = {

@@ -1,0 +1,32 @@
+"""ONNX artifacts exported once per test session and shared by tests/export and tests/verify.
+
+Exporting takes seconds, so each artifact is built on first use (functools.cache) into one
+temporary folder that lives as long as the test process."""
+
+import atexit
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Optional, Tuple
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS = REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
+DOC = REPO.parent / "shared" / "seed" / "rvm_inference_doc_zh.md"
+_WORK = Path(tempfile.mkdtemp(prefix="rvm-onnx-tests-"))
+atexit.register(shutil.rmtree, _WORK, True)
+
+
+@cache
+def exported(
+    precision: str = "fp32", opset: int = 12, static: Optional[Tuple[int, int]] = None, ratio: Optional[float] = None
+) -> Path:
+    """The real MobileNetV3 weights exported with these options (read-only: copy before editing)."""
+    from export.base import at_precision, load_source
+    from export.onnx import PACKAGES, export_onnx
+
+    source = load_source(WEIGHTS)
+    options = {"opset": opset, "static": list(static) if static else None, "downsample_ratio": ratio}
+    name = f"rvm_mobilenetv3_{precision}_op{opset}" + (f"_{static[0]}x{static[1]}" if static else "") + ".onnx"
+    metadata = source.metadata("onnx", precision, *PACKAGES, **options)
+    return export_onnx(at_precision(source.model, precision), _WORK / name, metadata, opset, static, ratio)
