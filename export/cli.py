@@ -20,6 +20,7 @@ from .base import ExportError, ModelSource, load_source
 # subcommand -> module holding its ``command``
 TARGETS = {
     "torchscript": "export.torchscript_cli",
+    "coreml": "export.coreml_cli",
     "onnx": "export.onnx_cli",
 }
 

@@ -9,6 +9,7 @@ from .base import Outputs, Runner, RunnerError
 # kind -> "module:Class"
 RUNNERS = {
     "torchscript": "verify.runners.torch_runner:TorchScriptRunner",
+    "coreml": "verify.runners.coreml:CoreMLRunner",
     "onnx": "verify.runners.onnxruntime:OnnxRuntimeRunner",
 }
 
