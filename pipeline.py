@@ -51,9 +51,28 @@ def torchscript_jobs(variant: str) -> List[Job]:
     return jobs
 
 
-# target -> jobs for one variant; targets whose exporter is not installed are skipped with a note.
+# The resolutions and ratios of the official CoreML release (`s` is the ratio in the file name).
+COREML_RELEASE = ((1280, 720, 0.375), (1920, 1080, 0.25))
+
+
+def coreml_jobs(variant: str) -> List[Job]:
+    """The official release's fixed-size models, MobileNetV3 only, in both CoreML formats."""
+    if variant != "mobilenetv3":
+        return []
+    jobs = []
+    for width, height, ratio in COREML_RELEASE:
+        for precision in ("fp16", "int8"):
+            for fmt, suffix in (("neuralnetwork", ".mlmodel"), ("mlprogram", ".mlpackage")):
+                name = f"rvm_{variant}_{width}x{height}_s{ratio:g}_{precision}{suffix}"
+                options = ["--resolution", str(width), str(height), "--downsample-ratio", str(ratio)]
+                jobs.append(Job(name, "coreml", variant, options + ["--precision", precision, "--format", fmt]))
+    return jobs
+
+
+# target -> the jobs for one variant
 TARGET_JOBS = {
-    "torchscript": lambda variant: torchscript_jobs(variant),
+    "torchscript": torchscript_jobs,
+    "coreml": coreml_jobs,
 }
 
 
