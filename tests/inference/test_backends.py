@@ -109,3 +109,29 @@ def test_unknown_model_types_are_refused(clip: Path, tmp_path: Path) -> None:
         convert_video({}, str(clip), output_alpha=str(tmp_path / "x.mp4"), progress=False)
     with pytest.raises(InferenceError, match="cannot tell what kind of artifact"):
         convert_video(str(clip), str(clip), output_alpha=str(tmp_path / "x.mp4"), progress=False)
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_onnx_artifact_path_matches_pytorch(weights_path, clip, expected_alpha, tmp_path, static: bool) -> None:
+    """An ONNX artifact runs through the ONNX Runtime runner; a static one sets size and ratio itself."""
+    pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    from export.cli import main as rvm_export
+
+    artifact = tmp_path / "rvm.onnx"
+    args = ["onnx", "--checkpoint", str(weights_path), "--output", str(artifact)]
+    args += ["--static", "160x96", "--downsample-ratio", str(RATIO)] if static else []
+    exported = CliRunner().invoke(rvm_export, args)
+    assert exported.exit_code == 0, exported.output
+    result = convert_video(
+        str(artifact),
+        str(clip),
+        downsample_ratio=None if static else RATIO,
+        output_type="png_sequence",
+        output_alpha=str(tmp_path / "pha"),
+        seq_chunk=4,
+        progress=False,
+    )
+    assert (result.width, result.height, result.downsample_ratio) == (160, 96, RATIO)
+    assert np.abs(read_pngs(tmp_path / "pha").astype(int) - expected_alpha).max() <= 1
