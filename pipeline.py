@@ -69,9 +69,18 @@ def coreml_jobs(variant: str) -> List[Job]:
     return jobs
 
 
+def onnx_jobs(variant: str) -> List[Job]:
+    """Dynamic-shape ONNX at the default opset, fp32 and fp16, runtime FP32 downsample_ratio."""
+    return [
+        Job(f"rvm_{variant}_{precision}.onnx", "onnx", variant, ["--precision", precision, "--opset", "12"])
+        for precision in ("fp32", "fp16")
+    ]
+
+
 # target -> the jobs for one variant
 TARGET_JOBS = {
     "torchscript": torchscript_jobs,
+    "onnx": onnx_jobs,
     "coreml": coreml_jobs,
 }
 
