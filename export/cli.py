@@ -22,6 +22,8 @@ TARGETS = {
     "torchscript": "export.torchscript_cli",
     "coreml": "export.coreml_cli",
     "onnx": "export.onnx_cli",
+    "tensorflow": "export.tensorflow_cli",
+    "tfjs": "export.tfjs_cli",
 }
 
 

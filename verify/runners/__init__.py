@@ -9,6 +9,8 @@ from .base import Outputs, Runner, RunnerError
 # kind -> "module:Class"
 RUNNERS = {
     "torchscript": "verify.runners.torch_runner:TorchScriptRunner",
+    "tensorflow": "verify.runners.tensorflow:TensorFlowRunner",
+    "tfjs": "verify.runners.tfjs:TfjsRunner",
     "coreml": "verify.runners.coreml:CoreMLRunner",
     "onnx": "verify.runners.onnxruntime:OnnxRuntimeRunner",
 }

@@ -1,0 +1,79 @@
+"""rvm-verify on SavedModels: passes on a faithful export, fails on broken ones."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from export.base import load_source  # noqa: E402
+from export.tensorflow import export_saved_model, from_torch  # noqa: E402
+from verify.api import verify_artifact  # noqa: E402
+from verify.runners import RunnerError, open_runner  # noqa: E402
+
+WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
+SIZES = [(97, 65)]
+RATIOS = [1.0, 0.5]
+
+
+@pytest.fixture(scope="module")
+def source():
+    return load_source(WEIGHTS)
+
+
+def export(source, path, tamper=None):
+    net = from_torch(source.model)
+    if tamper:
+        tamper(net)
+    metadata = source.metadata("tensorflow", "fp32", "tensorflow")
+    metadata.layout = "NHWC"
+    return export_saved_model(net, path, metadata)
+
+
+@pytest.fixture(scope="module")
+def saved_model(source, tmp_path_factory):
+    return export(source, tmp_path_factory.mktemp("tf") / "good_tf")
+
+
+def test_faithful_saved_model_passes(saved_model):
+    report = verify_artifact(saved_model, frames=3, sizes=SIZES, ratios=RATIOS)
+    assert report.passed, report.table()
+    assert report.worst()["pha"]["max_abs"] < 1e-3
+
+
+def test_perturbed_weight_fails(source, tmp_path):
+    def tamper(net):
+        var, _ = net.registry.entries["decoder.decode1.conv.0.weight"]
+        var.assign(var * 1.05)
+
+    report = verify_artifact(export(source, tmp_path / "bad_tf", tamper), frames=3, sizes=SIZES, ratios=RATIOS)
+    assert not report.passed
+
+
+def test_ignored_recurrent_state_fails(source, tmp_path):
+    """A model that resets its memory every frame matches frame 0 only."""
+
+    def tamper(net):
+        faithful = net.outputs
+        net.outputs = lambda src, states, ratio: faithful(src, [tf.zeros_like(s) for s in states], ratio)
+
+    report = verify_artifact(export(source, tmp_path / "forgetful_tf", tamper), frames=3, sizes=SIZES, ratios=[0.5])
+    assert not report.passed
+    assert min(f.frame for f in report.failures) >= 1
+
+
+def test_missing_metadata_is_a_runner_error(saved_model, tmp_path):
+    copy = tmp_path / "copy_tf"
+    shutil.copytree(saved_model, copy)
+    (copy / "assets" / "rvm_metadata.json").unlink()
+    with pytest.raises(RunnerError, match="rvm_metadata.json"):
+        open_runner(copy)
+
+
+def test_damaged_saved_model_is_a_runner_error(saved_model, tmp_path):
+    copy = tmp_path / "damaged_tf"
+    shutil.copytree(saved_model, copy)
+    (copy / "saved_model.pb").write_bytes(b"not a protobuf")
+    with pytest.raises(RunnerError, match="not a loadable SavedModel"):
+        open_runner(copy)

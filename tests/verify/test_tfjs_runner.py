@@ -1,0 +1,105 @@
+"""rvm-verify on TF.js graph models run by Node.js (WebAssembly backend)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from click.testing import CliRunner  # noqa: E402
+
+from export.cli import main  # noqa: E402
+from verify.api import verify_artifact  # noqa: E402
+from verify.runners import RunnerError, open_runner  # noqa: E402
+from verify.runners.tfjs import NODE_DIR  # noqa: E402
+
+WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
+SIZES = [(97, 65)]
+RATIOS = [1.0, 0.5]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_DIR / "node_modules").is_dir(),
+    reason=f"needs Node.js and `npm ci` in {NODE_DIR}",
+)
+
+
+def export(tmp, name, *args):
+    out = tmp / name
+    result = CliRunner().invoke(main, ["tfjs", *args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tfjs")
+    return {
+        "fp32": export(tmp, "fp32_tfjs", "--checkpoint", str(WEIGHTS)),
+        "uint8": export(tmp, "uint8_tfjs", "--checkpoint", str(WEIGHTS), "--quantize", "uint8"),
+    }
+
+
+@pytest.mark.parametrize("precision", ["fp32", "uint8"])
+def test_real_weights_pass(exported, precision):
+    report = verify_artifact(exported[precision], frames=3, sizes=SIZES, ratios=RATIOS)
+    assert report.passed, report.table()
+    assert report.metadata.precision == precision
+
+
+def test_uint8_is_four_times_smaller(exported):
+    def size(d):
+        return sum(p.stat().st_size for p in d.glob("*.bin"))
+
+    assert size(exported["uint8"]) < 0.3 * size(exported["fp32"])
+
+
+def test_deep_guided_filter_runs_in_tfjs(tmp_path):
+    """Seeded weights (no trained deep-guided-filter weights exist here); the refiner path at ratio < 1."""
+    out = export(tmp_path, "dgf_tfjs", "--variant", "mobilenetv3", "--refiner", "deep_guided_filter")
+    report = verify_artifact(out, frames=2, sizes=[(64, 48)], ratios=[0.5])
+    assert report.passed, report.table()
+
+
+def test_corrupted_weights_fail(exported, tmp_path):
+    bad = tmp_path / "bad_tfjs"
+    shutil.copytree(exported["fp32"], bad)
+    model = json.loads((bad / "model.json").read_text())
+    specs = model["weightsManifest"][0]["weights"]
+    # Scale the largest float tensor by 1.05 in place.
+    offset, target = 0, None
+    for spec in specs:
+        size = int(np.prod(spec["shape"])) * 4
+        if spec["dtype"] == "float32" and (target is None or size > target[1]):
+            target = (offset, size)
+        offset += size
+    data = bytearray(b"".join((bad / p).read_bytes() for p in model["weightsManifest"][0]["paths"]))
+    values = np.frombuffer(bytes(data[target[0] : target[0] + target[1]]), "<f4") * 1.05
+    data[target[0] : target[0] + target[1]] = values.astype("<f4").tobytes()
+    for p in model["weightsManifest"][0]["paths"]:
+        (bad / p).unlink()
+    model["weightsManifest"][0]["paths"] = ["group1-shard1of1.bin"]
+    (bad / "group1-shard1of1.bin").write_bytes(bytes(data))
+    (bad / "model.json").write_text(json.dumps(model))
+    report = verify_artifact(bad, frames=3, sizes=SIZES, ratios=RATIOS)
+    assert not report.passed
+
+
+def test_missing_metadata_is_a_runner_error(exported, tmp_path):
+    bad = tmp_path / "nometa_tfjs"
+    shutil.copytree(exported["uint8"], bad)
+    model = json.loads((bad / "model.json").read_text())
+    del model["userDefinedMetadata"]
+    (bad / "model.json").write_text(json.dumps(model))
+    with pytest.raises(RunnerError, match="userDefinedMetadata"):
+        open_runner(bad)
+
+
+def test_missing_shard_is_a_runner_error(exported, tmp_path):
+    bad = tmp_path / "noshard_tfjs"
+    shutil.copytree(exported["uint8"], bad)
+    next(bad.glob("*.bin")).unlink()
+    with pytest.raises(RunnerError, match="TF.js could not load"):
+        open_runner(bad)

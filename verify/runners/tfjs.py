@@ -1,0 +1,106 @@
+"""TF.js graph-model runner: drives ``node/tfjs_runner.mjs`` (TF.js WebAssembly backend) as one
+persistent subprocess, so the model loads once per artifact.
+
+The recurrent state is the NHWC float32 arrays the model returned (scalar zeros on the first
+frame), sent back with the next frame; the Node side keeps nothing between requests.
+Set ``RVM_TFJS_BACKEND=cpu`` to use the pure-JavaScript backend instead (much slower).
+"""
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, List, Tuple
+
+import numpy as np
+
+from contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
+
+from .base import Outputs, Runner, RunnerError
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+SCRIPT = NODE_DIR / "tfjs_runner.mjs"
+
+
+def model_dir(path: Path) -> Path:
+    return path.parent if path.name == "model.json" else path
+
+
+class TfjsRunner(Runner):
+    kind = "tfjs"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        node = shutil.which("node")
+        if node is None:
+            raise RunnerError("the tfjs runner needs Node.js (node) on PATH")
+        if not (NODE_DIR / "node_modules" / "@tensorflow" / "tfjs-core").is_dir():
+            raise RunnerError(f"TF.js is not installed for the runner; run `npm ci` in {NODE_DIR}")
+        backend = os.environ.get("RVM_TFJS_BACKEND", "wasm")
+        self.process = subprocess.Popen(
+            [node, str(SCRIPT), str(model_dir(self.path)), backend],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=NODE_DIR,
+        )
+        atexit.register(self.close)
+        ready = self._read_header()
+        if "error" in ready:
+            self.close()
+            raise RunnerError(f"TF.js could not load {self.path}: {ready['error']}")
+        self.backend = ready.get("backend", backend)
+
+    @classmethod
+    def read_metadata(cls, path: Path) -> ArtifactMetadata:
+        model_json = model_dir(Path(path)) / "model.json"
+        try:
+            meta = json.loads(model_json.read_text())["userDefinedMetadata"][METADATA_KEY]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise RunnerError(
+                f"{model_json} carries no userDefinedMetadata.{METADATA_KEY}; it was not written by rvm-export"
+            )
+        return ArtifactMetadata.from_json(json.dumps(meta))
+
+    def initial_state(self, batch: int) -> List[np.ndarray]:
+        return [np.zeros((), np.float32)] * 4
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        inputs = [("src", src.transpose(0, 2, 3, 1)), *zip(STATE_INPUTS, state, strict=True)]
+        header = {"ratio": float(downsample_ratio), "inputs": [{"name": n, "shape": list(a.shape)} for n, a in inputs]}
+        payload = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for _, a in inputs)
+        try:
+            self.process.stdin.write(json.dumps(header).encode() + b"\n" + payload)
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise RunnerError("the TF.js runner process has exited")
+        reply = self._read_header()
+        if "error" in reply:
+            raise RuntimeError(f"TF.js: {reply['error']}")  # a backend failure: the harness reports it
+        nhwc = {}
+        for spec in reply["outputs"]:
+            count = int(np.prod(spec["shape"]))
+            nhwc[spec["name"]] = np.frombuffer(self._read(4 * count), "<f4").reshape(spec["shape"])
+        outputs = {n: nhwc[n].transpose(0, 3, 1, 2).astype(np.float32) for n in OUTPUT_NAMES if n in nhwc}
+        return outputs, [nhwc[n] for n in ("r1o", "r2o", "r3o", "r4o")]
+
+    def _read(self, size: int) -> bytes:
+        data = self.process.stdout.read(size)
+        if data is None or len(data) < size:
+            raise RunnerError("the TF.js runner process exited mid-reply")
+        return data
+
+    def _read_header(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RunnerError(f"the TF.js runner exited (code {self.process.poll()}) without answering")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
