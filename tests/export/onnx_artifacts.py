@@ -19,14 +19,24 @@ atexit.register(shutil.rmtree, _WORK, True)
 
 @cache
 def exported(
-    precision: str = "fp32", opset: int = 12, static: Optional[Tuple[int, int]] = None, ratio: Optional[float] = None
+    precision: str = "fp32",
+    opset: int = 12,
+    static: Optional[Tuple[int, int]] = None,
+    ratio: Optional[float] = None,
+    resnet50: bool = False,
 ) -> Path:
-    """The real MobileNetV3 weights exported with these options (read-only: copy before editing)."""
+    """The real MobileNetV3 weights exported with these options (read-only: copy before editing).
+
+    ``resnet50``: a seeded ResNet50 with the deep guided filter instead (no real weights exist)."""
     from export.base import at_precision, load_source
     from export.onnx import PACKAGES, export_onnx
 
-    source = load_source(WEIGHTS)
+    source = load_source(None, "resnet50", "deep_guided_filter") if resnet50 else load_source(WEIGHTS)
     options = {"opset": opset, "static": list(static) if static else None, "downsample_ratio": ratio}
-    name = f"rvm_mobilenetv3_{precision}_op{opset}" + (f"_{static[0]}x{static[1]}" if static else "") + ".onnx"
+    name = (
+        f"rvm_{'resnet50' if resnet50 else 'mobilenetv3'}_{precision}_op{opset}"
+        + (f"_{static[0]}x{static[1]}" if static else "")
+        + ".onnx"
+    )
     metadata = source.metadata("onnx", precision, *PACKAGES, **options)
     return export_onnx(at_precision(source.model, precision), _WORK / name, metadata, opset, static, ratio)

@@ -38,6 +38,13 @@ def test_fp16_is_accurate_in_the_worst_pixel() -> None:
     assert report.worst()["pha"]["max_abs"] < 0.08  # a naive fp16 guided filter is off by up to 1.0
 
 
+def test_resnet50_with_deep_guided_filter_verifies() -> None:
+    """The deep refiner has weights, used only inside the If's else-branch. (Seeded ResNet50:
+    a seeded MobileNetV3 amplifies float noise beyond the fp32 tolerance in any backend.)"""
+    report = verify_artifact(exported("fp32", resnet50=True), frames=3, sizes=SIZES, ratios=RATIOS)
+    assert report.passed, report.table()
+
+
 def test_static_artifact_verifies_at_its_baked_in_case() -> None:
     path = exported("fp32", 20, (161, 97), 0.5)
     report = verify_artifact(path, frames=3)
