@@ -40,8 +40,7 @@ def verify_artifact(
     """Closed-loop parity of the artifact at ``path`` against the PyTorch fp32 reference."""
     runner = open_runner(path)
     reference = reference_model(runner.metadata, checkpoint)
-    if hasattr(runner, "bind_reference"):  # runners that also check weights against the reference (coreml)
-        runner.bind_reference(reference)
+    runner.bind_reference(reference)
     cases = plan_cases(runner, frames, sizes, ratios, batch)
     results = verify_runner(runner, reference, cases)
     return Report(str(path), artifact_kind(path), runner.metadata, tolerance_for(runner.metadata.precision), results)

@@ -37,6 +37,11 @@ class Runner(ABC):
         """The state passed with the first frame (the backend's own convention)."""
         return None
 
+    def bind_reference(self, reference: Any) -> None:
+        """Receive the fp32 reference MattingNetwork before the run. Runners whose format allows
+        more than running it (CoreML: reading every weight back) check against it here."""
+        return None
+
     def fixed_case(self) -> Optional[Tuple[int, int, float]]:
         """(width, height, ratio) baked into a fixed-shape artifact, or None when dynamic."""
         return None
