@@ -3,19 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed by `make setup` (every target; users may install fewer: pip install -e '.[onnx]').
-EXTRAS := onnx,video,dev,coreml
+EXTRAS := onnx,video,dev,coreml,tensorflow,tfjs
+NODE_RUNNER := verify/runners/node
 CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=
 ONLY ?=
 
 .PHONY: setup test export-all lint bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(NODE_RUNNER)/node_modules/.installed
 
 # Re-runs only when the dependency files change (idempotent).
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+# The TF.js runner's Node.js packages, exactly as locked (pure JS + WebAssembly: nothing downloaded at run time).
+$(NODE_RUNNER)/node_modules/.installed: $(NODE_RUNNER)/package-lock.json
+	cd $(NODE_RUNNER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 test: setup

@@ -77,10 +77,27 @@ def onnx_jobs(variant: str) -> List[Job]:
     ]
 
 
+def tensorflow_jobs(variant: str) -> List[Job]:
+    """Channels-last SavedModel folder with a serving_default signature."""
+    return [Job(f"rvm_{variant}_tf", "tensorflow", variant, [])]
+
+
+def tfjs_jobs(variant: str) -> List[Job]:
+    """TF.js graph models for the browser, MobileNetV3 only (as the official web release): fp32 and uint8."""
+    if variant != "mobilenetv3":
+        return []
+    return [
+        Job(f"rvm_{variant}_tfjs", "tfjs", variant, ["--quantize", "none"]),
+        Job(f"rvm_{variant}_uint8_tfjs", "tfjs", variant, ["--quantize", "uint8"]),
+    ]
+
+
 # target -> the jobs for one variant
 TARGET_JOBS = {
     "torchscript": torchscript_jobs,
     "onnx": onnx_jobs,
+    "tensorflow": tensorflow_jobs,
+    "tfjs": tfjs_jobs,
     "coreml": coreml_jobs,
 }
 
