@@ -268,7 +268,33 @@ class _Encoder:
             self.pending.discard()
 
 
-class VideoWriter:
+class _AtomicWriter:
+    """``close()`` moves the output into place, ``abort()`` drops it, a ``with`` block does one or the
+    other, and a writer dropped without ``close()`` (as in the RVM docs' example) is closed when
+    garbage-collected."""
+
+    def _finish_with(self, finish: Callable[[bool], None]) -> None:
+        self._finish = finish
+        self._finalizer = weakref.finalize(self, finish, True)
+
+    def close(self) -> None:
+        """Finish the output and move it into place."""
+        self._finalizer.detach()
+        self._finish(True)
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        self._finalizer.detach()
+        self._finish(False)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.abort() if exc_type is not None else self.close()
+
+
+class VideoWriter(_AtomicWriter):
     """H.264 video writer: ``write(frames)`` with [C,H,W], [T,C,H,W] or [B,T,C,H,W] tensors in 0..1
     (C = 3 for RGB, 1 for a single-channel alpha video), or uint8 arrays via :meth:`write_array`.
 
@@ -287,7 +313,7 @@ class VideoWriter:
             raise InferenceError(f"bit_rate must be positive, got {bit_rate}")
         self.path = path
         self._encoder = _Encoder(_PendingPath(path, is_dir=False), rate, int(bit_rate))
-        self._finalizer = weakref.finalize(self, self._encoder.finish, True)
+        self._finish_with(self._encoder.finish)
 
     @property
     def frame_count(self) -> int:
@@ -319,22 +345,6 @@ class VideoWriter:
             raise InferenceError(f"frame shape {frames.shape[1:]} differs from the first frame written to {self.path}")
         for frame in frames:
             encoder.encode(np.ascontiguousarray(frame))
-
-    def close(self) -> None:
-        """Finish the file and move it into place."""
-        self._finalizer.detach()
-        self._encoder.finish(keep=True)
-
-    def abort(self) -> None:
-        """Drop everything written so far."""
-        self._finalizer.detach()
-        self._encoder.finish(keep=False)
-
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.abort() if exc_type is not None else self.close()
 
 
 def frames_to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -467,7 +477,7 @@ class _Sequence:
             self.pending.discard()
 
 
-class ImageSequenceWriter:
+class ImageSequenceWriter(_AtomicWriter):
     """Writes frames as numbered images (0000.png, 0001.png, ...) into a folder.
 
     C = 1 gives grayscale, 3 RGB, 4 RGBA images. The folder is assembled under a temporary name
@@ -484,7 +494,7 @@ class ImageSequenceWriter:
         pending.discard()
         pending.tmp.mkdir()
         self._sequence = _Sequence(pending)
-        self._finalizer = weakref.finalize(self, self._sequence.finish, True)
+        self._finish_with(self._sequence.finish)
 
     @property
     def frame_count(self) -> int:
@@ -502,22 +512,6 @@ class ImageSequenceWriter:
             name = self._sequence.pending.tmp / f"{self._sequence.frames:04d}.{self.extension}"
             Image.fromarray(frame).save(name, **options)
             self._sequence.frames += 1
-
-    def close(self) -> None:
-        """Move the finished folder into place."""
-        self._finalizer.detach()
-        self._sequence.finish(keep=True)
-
-    def abort(self) -> None:
-        """Drop everything written so far."""
-        self._finalizer.detach()
-        self._sequence.finish(keep=False)
-
-    def __enter__(self) -> "ImageSequenceWriter":
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.abort() if exc_type is not None else self.close()
 
 
 def open_reader(source: str | os.PathLike, resize: Optional[Size] = None) -> VideoReader | ImageSequenceReader:
