@@ -36,9 +36,10 @@ def verify_artifact(
     sizes: Sequence[Tuple[int, int]] = (),
     ratios: Sequence[float] = (),
     batch: int = 1,
+    device: Optional[str] = None,
 ) -> Report:
-    """Closed-loop parity of the artifact at ``path`` against the PyTorch fp32 reference."""
-    runner = open_runner(path)
+    """Closed-loop parity of the artifact at ``path`` against the PyTorch fp32 reference (on the CPU)."""
+    runner = open_runner(path, device)
     reference = reference_model(runner.metadata, checkpoint)
     runner.bind_reference(reference)
     cases = plan_cases(runner, frames, sizes, ratios, batch)

@@ -38,6 +38,12 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
     "--ratio", "ratios", multiple=True, type=click.FloatRange(0, 1, min_open=True), help="Downsample ratio; repeatable."
 )
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default=None,
+    help="Where the artifact runs (TorchScript, ONNX); default: CPU, or CUDA for ONNX when available.",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full report here.")
 def main(
     artifact: str,
@@ -46,11 +52,12 @@ def main(
     sizes: list,
     ratios: tuple,
     batch: int,
+    device: Optional[str],
     json_path: Optional[str],
 ) -> None:
     """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence."""
     try:
-        report = verify_artifact(artifact, checkpoint, frames, sizes, ratios, batch)
+        report = verify_artifact(artifact, checkpoint, frames, sizes, ratios, batch, device)
     except (RunnerError, CheckpointError) as exc:
         click.echo(f"rvm-verify: error: {exc}", err=True)
         sys.exit(2)

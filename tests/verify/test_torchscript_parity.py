@@ -16,6 +16,7 @@ from model import MattingNetwork, half_precision, load_checkpoint
 from model.guided_filter import FastGuidedFilterRefiner, box_filter, resize_to, with_grey
 from verify.api import verify_artifact
 from verify.cli import main as verify_main
+from verify.runners import RunnerError
 
 SMALL = dict(frames=3, sizes=[(96, 64), (67, 45)], ratios=[1.0, 0.5])
 
@@ -157,3 +158,21 @@ def test_cli_exit_codes_and_json(tmp_path: Path, source, weights_path: Path) -> 
     assert wrong_ckpt.exit_code == 2 and "is not the checkpoint the artifact was exported from" in wrong_ckpt.output
     bad_size = cli.invoke(verify_main, [str(good), "--size", "64by48"])
     assert bad_size.exit_code == 2
+    on_cpu = cli.invoke(verify_main, [str(good), *args, "--device", "cpu"])
+    assert on_cpu.exit_code == 0, on_cpu.output
+    if not torch.cuda.is_available():
+        no_gpu = cli.invoke(verify_main, [str(good), *args, "--device", "cuda"])
+        assert no_gpu.exit_code == 2 and "no CUDA device is available" in no_gpu.output
+
+
+def test_cpu_only_runners_refuse_another_device(tmp_path: Path) -> None:
+    from verify.runners.onnxruntime import OnnxRuntimeRunner
+    from verify.runners.tensorflow import TensorFlowRunner
+
+    with pytest.raises(RunnerError, match="runs on the CPU only; drop --device cuda"):
+        TensorFlowRunner.on_device(tmp_path / "model_tf", "cuda")
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(RunnerError, match="no CUDA provider"):
+            OnnxRuntimeRunner.on_device(tmp_path / "m.onnx", "cuda")

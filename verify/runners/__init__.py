@@ -3,6 +3,7 @@
 
 import importlib
 from pathlib import Path
+from typing import Optional
 
 from .base import Outputs, Runner, RunnerError
 
@@ -42,7 +43,8 @@ def artifact_kind(path: str | Path) -> str:
     )
 
 
-def open_runner(path: str | Path) -> Runner:
+def open_runner(path: str | Path, device: Optional[str] = None) -> Runner:
+    """The runner for the artifact at ``path``, on ``device`` ("cpu", "cuda"; None: the runner's default)."""
     kind = artifact_kind(path)
     if kind not in RUNNERS:
         raise RunnerError(f"no runner for {kind} artifacts is installed in this version")
@@ -53,7 +55,7 @@ def open_runner(path: str | Path) -> Runner:
         raise RunnerError(
             f"the {kind} runner needs a missing package ({exc.name}); install the project's '{kind}' extra"
         )
-    return getattr(module, class_name)(path)
+    return getattr(module, class_name).on_device(Path(path), device)
 
 
 __all__ = ["RUNNERS", "Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]

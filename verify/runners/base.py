@@ -29,6 +29,13 @@ class Runner(ABC):
         self.metadata: ArtifactMetadata = self.read_metadata(self.path)
 
     @classmethod
+    def on_device(cls, path: Path, device: Optional[str]) -> "Runner":
+        """Open ``path`` to run on ``device`` ("cpu", "cuda"); None means the runner's default."""
+        if device not in (None, "cpu"):
+            raise RunnerError(f"the {cls.kind} runner runs on the CPU only; drop --device {device}")
+        return cls(path)
+
+    @classmethod
     @abstractmethod
     def read_metadata(cls, path: Path) -> ArtifactMetadata:
         """The metadata embedded in the artifact."""

@@ -60,6 +60,15 @@ class OnnxRuntimeRunner(Runner):
         self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
 
     @classmethod
+    def on_device(cls, path: Path, device: Optional[str]) -> "OnnxRuntimeRunner":
+        """None: CUDA when this onnxruntime has it, else the CPU; "cuda" insists on CUDA."""
+        if device is None:
+            return cls(path)
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RunnerError("this onnxruntime has no CUDA provider; install onnxruntime-gpu or drop --device cuda")
+        return cls(path, ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"])
+
+    @classmethod
     def read_metadata(cls, path: Path) -> ArtifactMetadata:
         return session_metadata(open_session(Path(path), ["CPUExecutionProvider"]), Path(path))
 

@@ -59,6 +59,12 @@ class TorchScriptRunner(Runner):
         self.dtype = torch.float16 if self.metadata.precision == "fp16" else torch.float32
 
     @classmethod
+    def on_device(cls, path: Path, device: Optional[str]) -> "TorchScriptRunner":
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RunnerError("no CUDA device is available to this torch; drop --device cuda")
+        return cls(path, device or "cpu")
+
+    @classmethod
     def read_metadata(cls, path: Path) -> ArtifactMetadata:
         return _load(path)[1]
 
