@@ -31,6 +31,12 @@ export-all: setup
 	$(PY) -m pipeline $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
 		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY))
 
+# Speed tables (never timed tests): PyTorch vs ONNX Runtime, TensorFlow/TF.js, convert_video vs a plain loop.
+bench: setup
+	$(PY) benchmarks/onnx_speed.py
+	$(PY) benchmarks/tf_speed.py
+	$(PY) benchmarks/convert_speed.py --checkpoint $(or $(CHECKPOINT),../shared/weights/rvm_mobilenetv3_fgf_tfjs.pth)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
