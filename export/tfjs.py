@@ -28,7 +28,7 @@ from .base import ExportError, atomic_output
 from .tensorflow.network import TFMattingNetwork
 from .tensorflow.savedmodel import RATIO_SPEC, SRC_SPEC, STATE_SPECS
 
-QUANTIZATIONS = ("none", "uint8")
+QUANTIZATIONS = ("none", "uint8", "uint16")
 SHARD_BYTES = 4 * 1024 * 1024  # the TF.js converter's default shard size
 MIN_QUANTIZED_SIZE = 64  # scalars and short vectors (eps, ImageNet mean/std, biases) stay float32
 GRAPPLER_PASSES = ["debug_stripper", "constfold", "arithmetic", "dependency", "constfold"]
@@ -74,13 +74,14 @@ def _shape(shape: tf.TensorShape) -> Dict[str, Any]:
     return {"dim": [{"size": str(-1 if d is None else d)} for d in shape.as_list()]}
 
 
-def quantize_uint8(values: np.ndarray) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """Affine uint8 quantisation as TF.js dequantises it (``q * scale + min``); the range is
-    widened to include 0 so that zero stays exact."""
+def quantize_affine(values: np.ndarray, dtype: str) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """Per-tensor affine quantisation as TF.js dequantises it (``q * scale + min``), to uint8 or
+    uint16; the range is widened to include 0 so that zero stays exact."""
+    levels = np.iinfo(dtype).max
     lo, hi = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
-    scale = (hi - lo) / 255.0 or 1.0
-    q = np.clip(np.round((values - lo) / scale), 0, 255).astype(np.uint8)
-    return q, {"dtype": "uint8", "min": lo, "scale": scale, "original_dtype": "float32"}
+    scale = (hi - lo) / levels or 1.0
+    q = np.clip(np.round((values - lo) / scale), 0, levels).astype(dtype)
+    return q, {"dtype": dtype, "min": lo, "scale": scale, "original_dtype": "float32"}
 
 
 def extract_weights(graph_def: tf.compat.v1.GraphDef, quantization: str) -> Tuple[List[Dict[str, Any]], bytes]:
@@ -94,8 +95,8 @@ def extract_weights(graph_def: tf.compat.v1.GraphDef, quantization: str) -> Tupl
             raise ExportError(f"constant {node.name} has a dtype TF.js weights cannot hold ({tensor.dtype})")
         values = tf.make_ndarray(tensor)
         spec: Dict[str, Any] = {"name": node.name, "shape": list(values.shape), "dtype": DTYPES[tensor.dtype]}
-        if quantization == "uint8" and values.dtype == np.float32 and values.size >= MIN_QUANTIZED_SIZE:
-            values, spec["quantization"] = quantize_uint8(values)
+        if quantization != "none" and values.dtype == np.float32 and values.size >= MIN_QUANTIZED_SIZE:
+            values, spec["quantization"] = quantize_affine(values, quantization)
         elif values.dtype == np.bool_:
             values = values.astype(np.uint8)
         chunks.append(np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<")).tobytes())

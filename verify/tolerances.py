@@ -44,6 +44,9 @@ TOLERANCES: Dict[str, PrecisionTolerance] = {
         state=Tolerance(max_abs=0.15, q999=0.1, mean_abs=6e-3),
         alpha_mad_1e3=6.0,
     ),
+    # Measured (CoreML per-channel int8, real weights): pha max 0.32, MAD 9.9, states max 0.36 (1920x1080 s0.25).
+    # TF.js per-tensor uint8 of float-trained weights is worse (pha up to 1.0, MAD up to 172 with the real
+    # weights moved off the uint8 grid) and fails on purpose: the matte changes visibly. See docs/tfjs.md.
     "int8": PrecisionTolerance(
         image=Tolerance(max_abs=0.6, q999=0.2, mean_abs=0.02),
         state=Tolerance(max_abs=1.0, q999=0.5, mean_abs=0.05),
@@ -51,6 +54,8 @@ TOLERANCES: Dict[str, PrecisionTolerance] = {
     ),
 }
 TOLERANCES["uint8"] = TOLERANCES["int8"]
+# TF.js per-tensor uint16 (off-grid real weights): pha max 1.8e-2, MAD 0.35: within the fp16 bounds.
+TOLERANCES["uint16"] = TOLERANCES["fp16"]
 
 
 def tolerance_for(precision: str) -> PrecisionTolerance:
