@@ -7,11 +7,9 @@ so the official checkpoint loads strictly; no torchvision import. RVM dilates ``
 
 from typing import List
 
-import torch
 from torch import Tensor, nn
 
 from ._frames import fold_time, unfold_time
-from .mobilenetv3 import IMAGENET_MEAN, IMAGENET_STD
 
 
 class Bottleneck(nn.Module):
@@ -70,12 +68,11 @@ class ResNet50Encoder(nn.Module):
         self.layer2 = make_stage(256, 128, 4, 2, False)
         self.layer3 = make_stage(512, 256, 6, 2, False)
         self.layer4 = make_stage(1024, 512, 3, 2, True)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: Tensor) -> List[Tensor]:
         x, t = fold_time(x)
-        x = (x - self.mean) / self.std
+        # Unlike the MobileNetV3 encoder, the official ResNet50 encoder takes RGB 0..1 as it is: no
+        # ImageNet normalisation (checked against the official implementation).
         f1 = self.relu(self.bn1(self.conv1(x)))
         f2 = self.layer1(self.maxpool(f1))
         f3 = self.layer2(f2)

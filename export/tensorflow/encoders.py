@@ -171,7 +171,7 @@ class ResNet50Encoder(Block):
         return stage
 
     def __call__(self, x: tf.Tensor) -> List[tf.Tensor]:
-        x = _normalize(x)
+        # No ImageNet normalisation here, as in the official ResNet50 encoder (MobileNetV3's has one).
         f1 = tf.nn.relu(self.bn1(self.conv1(x)))
         # Max pool 3x3/2 with padding 1: the input is >= 0 (after ReLU), so zero padding equals -inf padding.
         x = tf.nn.max_pool2d(tf.pad(f1, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, "VALID")

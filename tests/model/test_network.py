@@ -91,3 +91,14 @@ def test_fp16_keeps_the_worst_alpha_pixel_accurate(weights_path, astronaut: torc
         ours = half_precision(load_checkpoint(weights_path))(src.half(), downsample_ratio=0.5)[1]
     assert ours.dtype == torch.float16
     assert (ours.float() - ref).abs().max() < 0.1
+
+
+def test_resnet50_encoder_takes_the_source_unnormalised() -> None:
+    """The official ResNet50 encoder feeds RGB 0..1 straight to conv1 (only MobileNetV3 normalises)."""
+    model = seeded_random_model("resnet50", "fast_guided_filter")
+    seen = []
+    model.backbone.conv1.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    src = torch.rand(1, 3, 64, 48)
+    with torch.inference_mode():
+        model(src)
+    assert torch.equal(seen[0], src)
