@@ -24,7 +24,6 @@ import tempfile
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
-from unittest import mock
 
 import onnx
 import torch
@@ -32,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
-from model import MattingNetwork, guided_filter, param_dtype
+from model import MattingNetwork, param_dtype
 
 from .base import ExportError, atomic_output
 from .onnx_graph import GATE_DOMAIN, GATE_OP, lower_refiner_gate, set_dim_names
@@ -113,20 +112,6 @@ class OnnxMattingNetwork(nn.Module):
             fgr_residual, pha = net.refiner(src, src_sm, fgr_residual, pha, hid)
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
         return [fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4]
-
-
-def _box_filter_fixed_channels(x: Tensor, radius: int) -> Tensor:
-    """``model.guided_filter.box_filter`` with the channel count read as a Python int.
-
-    After the runtime-ratio Resize the exporter no longer knows the channel count, so the
-    original's ``x.size(1)`` would make the kernels dynamic, which it cannot export. The
-    channel count is fixed by the architecture (4), so a constant is exact."""
-    size = 2 * radius + 1
-    channels = int(x.shape[1])
-    kx = torch.full([channels, 1, 1, size], 1.0 / size, dtype=x.dtype, device=x.device)
-    ky = torch.full([channels, 1, size, 1], 1.0 / size, dtype=x.dtype, device=x.device)
-    x = F.conv2d(x, kx, padding=[0, radius], groups=channels)
-    return F.conv2d(x, ky, padding=[radius, 0], groups=channels)
 
 
 def dynamic_dim_names() -> Dict[str, List[str]]:
@@ -239,7 +224,7 @@ def trace_to_onnx(
         dynamic_axes = {
             name: {i: d for i, d in enumerate(dims) if isinstance(d, str)} for name, dims in dynamic_dim_names().items()
         }
-    with warnings.catch_warnings(), mock.patch.object(guided_filter, "box_filter", _box_filter_fixed_channels):
+    with warnings.catch_warnings():
         # The legacy exporter warns that it is deprecated and that traced Python values are constants.
         warnings.simplefilter("ignore")
         torch.onnx.export(

@@ -29,7 +29,7 @@ def with_grey(x: Tensor) -> Tensor:
 def box_filter(x: Tensor, radius: int) -> Tensor:
     """Mean over a (2r+1)^2 window, zero padded, as two separable depthwise convolutions."""
     size = 2 * radius + 1
-    channels = x.size(1)
+    channels = int(x.shape[1])  # a Python int: fixed by the architecture, so traced graphs keep it constant
     kx = torch.full([channels, 1, 1, size], 1.0 / size, dtype=x.dtype, device=x.device)
     ky = torch.full([channels, 1, size, 1], 1.0 / size, dtype=x.dtype, device=x.device)
     x = F.conv2d(x, kx, padding=[0, radius], groups=channels)
