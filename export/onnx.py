@@ -34,6 +34,7 @@ from contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STAT
 from model import MattingNetwork, param_dtype
 
 from .base import ExportError, atomic_output
+from .onnx_fast import FastDecoder, FastRefiner, coarse_output
 from .onnx_graph import GATE_DOMAIN, GATE_OP, lower_refiner_gate, set_dim_names
 
 SUFFIX = ".onnx"
@@ -84,7 +85,8 @@ class SkipRefinerAtOne(torch.autograd.Function):
 
 
 class OnnxMattingNetwork(nn.Module):
-    """``MattingNetwork.forward`` (matting pass, 4-D frames) in a traceable form.
+    """``MattingNetwork.forward`` (matting pass, 4-D frames) in a traceable form, with the decoder and
+    the refiner re-stated for speed (:mod:`export.onnx_fast`; same math, checked by the verifier).
 
     ``fixed_ratio`` bakes the ratio in (static mode): the Python ``if`` then decides at trace
     time, and ``forward`` takes no ratio argument."""
@@ -93,6 +95,8 @@ class OnnxMattingNetwork(nn.Module):
         super().__init__()
         self.net = net
         self.fixed_ratio = fixed_ratio
+        self.decoder = FastDecoder(net)
+        self.refiner = FastRefiner(net)
 
     def forward(self, src: Tensor, r1: Tensor, r2: Tensor, r3: Tensor, r4: Tensor, *ratio: Tensor) -> List[Tensor]:
         net = self.net
@@ -103,15 +107,15 @@ class OnnxMattingNetwork(nn.Module):
             src_sm = src if fixed == 1 else ResizeByRatio.apply(src, torch.tensor([fixed]))
         f1, f2, f3, f4 = net.backbone(src_sm)
         f4 = net.aspp(f4)
-        hid, r1, r2, r3, r4 = net.decoder(src_sm, f1, f2, f3, f4, r1, r2, r3, r4)
-        fgr_residual, pha = net.project_mat(hid).split([3, 1], dim=-3)
+        hid, r1, r2, r3, r4 = self.decoder(src_sm, f1, f2, f3, f4, r1, r2, r3, r4)
+        mat = net.project_mat(hid)
         if fixed is None:
-            refined = net.refiner(src, src_sm, fgr_residual, pha, hid)
-            fgr_residual, pha = SkipRefinerAtOne.apply(ratio[0], fgr_residual, pha, *refined)
+            fgr, pha = SkipRefinerAtOne.apply(ratio[0], *coarse_output(src, mat), *self.refiner(src, src_sm, mat, hid))
         elif fixed != 1:
-            fgr_residual, pha = net.refiner(src, src_sm, fgr_residual, pha, hid)
-        fgr = (fgr_residual + src).clamp(0.0, 1.0)
-        return [fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4]
+            fgr, pha = self.refiner(src, src_sm, mat, hid)
+        else:
+            fgr, pha = coarse_output(src, mat)
+        return [fgr, pha, r1, r2, r3, r4]
 
 
 def dynamic_dim_names() -> Dict[str, List[str]]:
@@ -176,7 +180,9 @@ def _build_graph(
     if static is None:
         src = torch.rand(1, 3, 144, 256, dtype=dtype)
         states = [torch.zeros(1, 1, 1, 1, dtype=dtype)] * 4
-        args = (src, *states, torch.tensor([0.5], dtype=torch.float32))
+        # Traced at ratio 1: both sides of the ratio-1 gate then run with agreeing shapes (the unrefined
+        # output adds the low-resolution residual to src, which only fits at ratio 1).
+        args = (src, *states, torch.tensor([1.0], dtype=torch.float32))
         input_names = list(INPUT_NAMES)
     else:
         width, height = static

@@ -26,10 +26,11 @@ def _subgraph_inputs(node: onnx.NodeProto) -> Iterable[str]:
 
 def lower_refiner_gate(model: onnx.ModelProto, elem_type: int) -> onnx.ModelProto:
     """Replace the ``rvm::SkipRefinerAtOne(is_one, fgr, pha, refined_fgr, refined_pha)`` marker
-    by ``If(is_one)``: then (fgr, pha), else the refiner's nodes and (refined_fgr, refined_pha).
+    by ``If(is_one)``: then the nodes and (fgr, pha), else the refiner's nodes and (refined_fgr, refined_pha).
 
-    Every node whose outputs are used only on the way to the refined pair moves into the
-    else-branch, so ONNX Runtime does not run the refiner when the ratio is 1, as PyTorch."""
+    Every node whose outputs are used only on the way to one pair moves into that pair's branch,
+    so ONNX Runtime runs the refiner only below ratio 1, as PyTorch, and the unrefined output
+    (whose shapes only agree at ratio 1) only at ratio 1."""
     graph = model.graph
     nodes = list(graph.node)
     gates = [i for i, n in enumerate(nodes) if n.domain == GATE_DOMAIN and n.op_type == GATE_OP]
@@ -44,21 +45,28 @@ def lower_refiner_gate(model: onnx.ModelProto, elem_type: int) -> onnx.ModelProt
         for name in set(_subgraph_inputs(node)):
             users.setdefault(name, []).append(i)
     graph_outputs = {o.name for o in graph.output}
-    moved: Set[int] = set()
-    for i in reversed(range(gate_index)):  # nodes are topologically sorted: users come later
-        outputs = [o for o in nodes[i].output if o]
-        uses = [(o, u) for o in outputs for u in users.get(o, [])]
-        only_refiner = all(u in moved or (u == gate_index and o in (refined_fgr, refined_pha)) for o, u in uses)
-        if uses and only_refiner and not graph_outputs.intersection(outputs):
-            moved.add(i)
+
+    def only_for(pair: Sequence[str]) -> Set[int]:
+        moved: Set[int] = set()
+        for i in reversed(range(gate_index)):  # nodes are topologically sorted: users come later
+            outputs = [o for o in nodes[i].output if o]
+            uses = [(o, u) for o in outputs for u in users.get(o, [])]
+            only_this = all(u in moved or (u == gate_index and o in pair) for o, u in uses)
+            if uses and only_this and not graph_outputs.intersection(outputs):
+                moved.add(i)
+        return moved
+
+    then_moved = only_for((fgr, pha))
+    else_moved = only_for((refined_fgr, refined_pha))
+    moved = then_moved | else_moved
 
     def branch(name: str, body: List[onnx.NodeProto], values: Sequence[str]) -> onnx.GraphProto:
         outs = [f"{name}_{v}" for v in ("fgr", "pha")]
         body = body + [helper.make_node("Identity", [v], [o]) for v, o in zip(values, outs, strict=True)]
         return helper.make_graph(body, name, [], [helper.make_tensor_value_info(o, elem_type, None) for o in outs])
 
-    then_branch = branch("unrefined", [], [fgr, pha])
-    else_branch = branch("refined", [nodes[i] for i in sorted(moved)], [refined_fgr, refined_pha])
+    then_branch = branch("unrefined", [nodes[i] for i in sorted(then_moved)], [fgr, pha])
+    else_branch = branch("refined", [nodes[i] for i in sorted(else_moved)], [refined_fgr, refined_pha])
     if_node = helper.make_node(
         "If", [is_one], list(gate.output), name=GATE_IF_NAME, then_branch=then_branch, else_branch=else_branch
     )

@@ -70,12 +70,27 @@ def test_refiner_lives_only_in_the_else_branch_of_the_ratio_if() -> None:
     ifs = [n for n in graph.node if n.op_type == "If"]
     assert [n.name for n in ifs] == [GATE_IF_NAME]
     branches = {a.name: a.g for a in ifs[0].attribute}
-    assert [n.op_type for n in branches["then_branch"].node] == ["Identity", "Identity"]
+    # Ratio 1: the unrefined output, computed only there (its shapes agree only at ratio 1).
+    assert [n.op_type for n in branches["then_branch"].node] == ["Split", "Add", "Clip", "Clip", "Identity", "Identity"]
     refiner_ops = [n.op_type for n in branches["else_branch"].node]
-    assert refiner_ops.count("Conv") == 8  # 4 box filters, each two separable passes
-    assert refiner_ops.count("Resize") == 2  # A and b upsampled to full resolution
+    assert refiner_ops.count("Conv") == 2  # the four box filters as one separable pair over a 16-channel stack
+    assert refiner_ops.count("Resize") == 4  # A+1 and b for fgr, A/3 and b for pha
     # The main graph: the runtime-ratio downsample and the decoder's four 2x upsamplings.
     assert sum(n.op_type == "Resize" for n in graph.node) == 5
+
+
+def test_full_resolution_tail_touches_full_size_tensors_only_with_arithmetic() -> None:
+    """No Concat/Split/Slice/ReduceMean over full-size tensors: every upsampled coefficient goes
+    straight into Mul/Add and ``src`` is read only by Mul, the channel sum and Shape."""
+    branch = {
+        a.name: a.g for a in [n for n in onnx.load(str(exported("fp32"))).graph.node if n.op_type == "If"][0].attribute
+    }
+    nodes = branch["else_branch"].node
+    upsampled = {o for n in nodes if n.op_type == "Resize" for o in n.output}
+    readers = [n.op_type for n in nodes if upsampled.intersection(n.input)]
+    assert sorted(readers) == ["Add", "Add", "Mul", "Mul"]
+    src_readers = {n.op_type for n in nodes if "src" in n.input}
+    assert src_readers <= {"Mul", "ReduceSum", "Shape"}, src_readers
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
