@@ -31,11 +31,16 @@ export-all: setup
 	$(PY) -m pipeline $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
 		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY))
 
-# Speed tables (never timed tests): PyTorch vs ONNX Runtime, TensorFlow/TF.js, convert_video vs a plain loop.
+# Speed tables (never timed tests): the release artifacts next to an official-style ONNX export (rvm-bench;
+# run make export-all first), PyTorch vs ONNX Runtime, TensorFlow/TF.js, convert_video vs a plain loop.
+BENCH_CHECKPOINT ?= $(or $(CHECKPOINT),../shared/weights/rvm_mobilenetv3_fgf_tfjs.pth)
 bench: setup
+	$(PY) benchmarks/official_onnx.py --checkpoint $(BENCH_CHECKPOINT) --metadata --output artifacts/official_style_fp32.onnx
+	$(VENV)/bin/rvm-bench artifacts/official_style_fp32.onnx $(wildcard artifacts/rvm_mobilenetv3_*.onnx) \
+		$(wildcard artifacts/rvm_mobilenetv3_fp32.torchscript) --checkpoint $(BENCH_CHECKPOINT)
 	$(PY) benchmarks/onnx_speed.py
 	$(PY) benchmarks/tf_speed.py
-	$(PY) benchmarks/convert_speed.py --checkpoint $(or $(CHECKPOINT),../shared/weights/rvm_mobilenetv3_fgf_tfjs.pth)
+	$(PY) benchmarks/convert_speed.py --checkpoint $(BENCH_CHECKPOINT)
 
 lint: setup
 	$(VENV)/bin/ruff check .

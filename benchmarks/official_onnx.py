@@ -58,7 +58,8 @@ class OfficialStyle(nn.Module):
         return [(fgr_residual + src).clamp(0.0, 1.0), pha.clamp(0.0, 1.0), *rec]
 
 
-def export_official_style(checkpoint: Path, output: Path, precision: str = "fp32") -> Path:
+def export_official_style(checkpoint: Path, output: Path, precision: str = "fp32", metadata: bool = False) -> Path:
+    """Write the official-style file; ``metadata``: also stamp our artifact metadata (for tools that need it)."""
     net = load_checkpoint(checkpoint).eval()
     dtype = torch.float16 if precision == "fp16" else torch.float32
     net = net.to(dtype)
@@ -82,6 +83,17 @@ def export_official_style(checkpoint: Path, output: Path, precision: str = "fp32
             output_names=list(OUTPUT_NAMES),
             dynamic_axes=axes,
         )
+    if metadata:
+        import onnx
+
+        from contract import METADATA_KEY
+        from export.base import load_source
+
+        source = load_source(checkpoint)
+        meta = source.metadata("onnx", precision, "onnx", "onnxruntime", opset=OPSET, official_style=True)
+        model = onnx.load(str(output))
+        onnx.helper.set_model_props(model, {METADATA_KEY: meta.to_json()})
+        onnx.save(model, str(output))
     return output
 
 
@@ -90,8 +102,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    parser.add_argument(
+        "--metadata", action="store_true", help="Stamp rvm-export's metadata (official files have none)."
+    )
     args = parser.parse_args(argv)
-    print(f"wrote {export_official_style(args.checkpoint, args.output, args.precision)}")
+    print(f"wrote {export_official_style(args.checkpoint, args.output, args.precision, args.metadata)}")
 
 
 if __name__ == "__main__":

@@ -83,8 +83,11 @@ def run_sequence(runner: Runner, frames: np.ndarray, ratio: float) -> None:
         _, state = runner.infer(src, state, ratio)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def time_case(
-    runners: Sequence[Runner], case: Tuple[int, int, float], frames: int, rounds: int
+    runners: Sequence[Runner], case: Tuple[int, int, float], frames: int, rounds: int, clock: str = "wall"
 ) -> List[Optional[float]]:
     """Median ms per frame of each runner over interleaved rounds (None: cannot run this case)."""
     width, height, ratio = case
@@ -96,9 +99,9 @@ def time_case(
     for k in range(rounds):
         order = active[k % len(active) :] + active[: k % len(active)] if active else []
         for i in order:
-            start = time.perf_counter()
+            start = CLOCKS[clock]()
             run_sequence(runners[i], sequence, ratio)
-            times[i].append((time.perf_counter() - start) * 1000 / frames)
+            times[i].append((CLOCKS[clock]() - start) * 1000 / frames)
     return [statistics.median(times[i]) if i in times else None for i in range(len(runners))]
 
 
@@ -125,6 +128,7 @@ def benchmark(
     frames: int = 4,
     rounds: int = 5,
     threads: int = 2,
+    clock: str = "wall",
 ) -> List[Row]:
     """One row per artifact: speed at every case, accuracy at the first case it runs."""
     runners = [open_runner(p, "cpu") for p in paths]
@@ -135,7 +139,7 @@ def benchmark(
         for p, r in zip(paths, runners, strict=True)
     ]
     for case in cases:
-        for row, ms in zip(rows, time_case(runners, case, frames, rounds), strict=True):
+        for row, ms in zip(rows, time_case(runners, case, frames, rounds, clock), strict=True):
             row.ms_per_frame[case_label(*case)] = ms
     references: Dict[Tuple, TorchReference] = {}
     for row, runner in zip(rows, runners, strict=True):
@@ -217,6 +221,14 @@ def parse_cases(sizes: Sequence[str], ratios: Sequence[float]) -> List[Tuple[int
 @click.option("--frames", type=click.IntRange(min=2), default=4, show_default=True, help="Frames per round.")
 @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True, help="Timed rounds (median).")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Intra-op threads.")
+@click.option(
+    "--clock",
+    type=click.Choice(sorted(CLOCKS)),
+    default="wall",
+    show_default=True,
+    help="wall: elapsed time. cpu: this process's CPU time, which other jobs on a shared machine barely move "
+    "(use with --threads 1: idle threads that spin would count).",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the rows here.")
 def main(
     artifacts: Tuple[str, ...],
@@ -226,18 +238,20 @@ def main(
     frames: int,
     rounds: int,
     threads: int,
+    clock: str,
     json_path: Optional[str],
 ) -> None:
     """Frames per second and accuracy vs PyTorch fp32 of each ARTIFACT, measured side by side on the CPU."""
     cases = parse_cases(sizes, ratios)
     try:
-        rows = benchmark(artifacts, cases, checkpoint, frames, rounds, threads)
+        rows = benchmark(artifacts, cases, checkpoint, frames, rounds, threads, clock)
     except (RunnerError, CheckpointError) as exc:
         click.echo(f"rvm-bench: error: {exc}", err=True)
         sys.exit(2)
     versions = ", ".join(f"{k} {v}" for k, v in tool_versions("onnxruntime").items())
     click.echo(
-        f"CPU, {threads} intra-op threads, batch 1, {frames} frames x {rounds} interleaved rounds (median); "
+        f"CPU, {threads} intra-op threads, {clock} clock, batch 1, {frames} frames x {rounds} interleaved rounds "
+        "(median); "
         f"{versions}; {os.cpu_count()} cores visible"
     )
     click.echo(table(rows, cases))
@@ -245,6 +259,7 @@ def main(
         document = {
             "cases": [case_label(*c) for c in cases],
             "threads": threads,
+            "clock": clock,
             "frames": frames,
             "rounds": rounds,
             "rows": [asdict(r) for r in rows],

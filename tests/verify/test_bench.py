@@ -43,10 +43,11 @@ def test_accuracy_columns_show_a_broken_artifact(tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
     out = tmp_path / "bench.json"
-    result = run_bench(str(broken), *TINY, "--rounds", "1", "--json", str(out))
+    result = run_bench(str(broken), *TINY, "--rounds", "1", "--threads", "1", "--clock", "cpu", "--json", str(out))
     assert result.exit_code == 0, result.output
     (row,) = json.loads(out.read_text())["rows"]
     assert row["pha_max_err"] > 0.01  # vs < 2e-3 for the intact artifact above
+    assert "1 intra-op threads, cpu clock" in result.output
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
