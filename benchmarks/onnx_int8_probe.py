@@ -1,7 +1,8 @@
 """Does int8 hold for part of the network? Quantize only the backbone's convolutions of an fp32 artifact.
 
-    .venv/bin/python benchmarks/onnx_int8_probe.py --fp32 rvm_mobilenetv3_fp32.onnx --output backbone_int8.onnx
-    .venv/bin/rvm-bench rvm_mobilenetv3_fp32.onnx backbone_int8.onnx
+    rvm-export onnx --checkpoint PTH --opset 17 --output rvm_fp32_op17.onnx   # per-channel QDQ needs opset >= 13
+    .venv/bin/python benchmarks/onnx_int8_probe.py --fp32 rvm_fp32_op17.onnx --output backbone_int8.onnx
+    .venv/bin/rvm-bench rvm_fp32_op17.onnx backbone_int8.onnx
 
 ONNX Runtime static QDQ quantization (per-channel int8 weights, uint8 activations), calibrated on the
 verifier's real-photograph sequences (``verify/sequence.py``), restricted to the MobileNetV3 encoder's
