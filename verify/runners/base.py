@@ -73,9 +73,10 @@ class Runner(ABC):
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
         """The metadata embedded in the artifact, or None when it carries none (another tool wrote it)."""
 
-    @abstractmethod
     def facts(self) -> ArtifactFacts:
-        """What the artifact's own tensors and shapes say (precision, baked-in size)."""
+        """What the artifact's own tensors and shapes say (precision, baked-in size). A runner that
+        cannot read them says so: its artifacts then need metadata, and their claims go unchecked."""
+        return ArtifactFacts(None, f"the {self.kind} runner does not read the artifact's tensors")
 
     def adopt_metadata(self, metadata: ArtifactMetadata) -> None:
         """Take the metadata inferred for an artifact that carries none."""
