@@ -42,6 +42,8 @@ class ArtifactMetadata:
     tools: Dict[str, str] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema: int = SCHEMA_VERSION
+    # Set by the verifier only, for an artifact that carries no metadata: field -> where its value came from.
+    inferred: Dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

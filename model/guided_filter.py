@@ -6,7 +6,8 @@ apply them to the full-resolution source.
 
 Precision: the fast guided filter divides by ``var(x) + 1e-5``. In fp16 the variance of a
 flat patch is pure rounding noise, so single alpha pixels come out wrong by up to 1.0.
-The fast refiner (no weights) therefore always computes in float32; the deep refiner computes
+The fast refiner (no weights) therefore computes in float32 at least (float64 in a float64 model,
+which the verifier runs to measure float32's own rounding); the deep refiner computes
 in the dtype of its own weights, which :func:`model.network.half_precision` keeps in float32.
 The result is cast back to the model's dtype. In a float32 model the casts are no-ops, so
 the numbers are exactly the official implementation's.
@@ -57,10 +58,11 @@ class FastGuidedFilterRefiner(nn.Module):
         self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor, base_hid: Tensor
     ) -> Tuple[Tensor, Tensor]:
         dtype = fine_src.dtype
-        fine_src, t = fold_time(fine_src.float())
-        base_src, _ = fold_time(base_src.float())
-        base_fgr, _ = fold_time(base_fgr.float())
-        base_pha, _ = fold_time(base_pha.float())
+        work = torch.promote_types(dtype, torch.float32)
+        fine_src, t = fold_time(fine_src.to(work))
+        base_src, _ = fold_time(base_src.to(work))
+        base_fgr, _ = fold_time(base_fgr.to(work))
+        base_pha, _ = fold_time(base_pha.to(work))
         x = with_grey(base_src)
         y = torch.cat([base_fgr, base_pha], dim=1)
         mean_x = box_filter(x, self.radius)

@@ -45,6 +45,18 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
     help="Where the artifact runs (TorchScript, ONNX); default: CPU, or CUDA for ONNX when available.",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full report here.")
+@click.option(
+    "--localize",
+    is_flag=True,
+    help="On a failure, replay the failing case and print the first diverging module (ONNX, unfrozen TorchScript).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw per-frame error curves and the worst alpha error map to this PNG (needs matplotlib).",
+)
 def main(
     artifact: str,
     checkpoint: Optional[str],
@@ -54,14 +66,29 @@ def main(
     batch: int,
     device: Optional[str],
     json_path: Optional[str],
+    localize: bool,
+    plot_path: Optional[str],
 ) -> None:
-    """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence."""
+    """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence.
+
+    Exit status: 0 parity, 1 parity failure (or an artifact that fails to run), 2 bad input."""
+    if plot_path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            click.echo("rvm-verify: error: --plot needs matplotlib: pip install 'rvm-export[plot]'", err=True)
+            sys.exit(2)
     try:
-        report = verify_artifact(artifact, checkpoint, frames, sizes, ratios, batch, device)
+        report = verify_artifact(artifact, checkpoint, frames, sizes, ratios, batch, device, localize)
     except (RunnerError, CheckpointError) as exc:
         click.echo(f"rvm-verify: error: {exc}", err=True)
         sys.exit(2)
     click.echo(report.table())
     if json_path:
         report.write_json(json_path)
+    if plot_path:
+        from .plot import plot_report
+
+        plot_report(report, plot_path)
+        click.echo(f"plot: {plot_path}")
     sys.exit(0 if report.passed else 1)

@@ -1,19 +1,20 @@
 """The comparator: error statistics of one backend's outputs against the reference's.
 
-Statistics per output and frame: max |e|, 99.9th percentile |e|, mean |e|. Alpha also in
-matting terms (as the RVM paper reports): MAD and MSE x1e3, and dtSSD x1e2, which measures
+Statistics per output and frame: max |e|, 99.9th percentile |e|, mean |e|, each beside the same
+statistic of the reference's own noise at the artifact's precision (``verify.noise``). Alpha also
+in matting terms (as the RVM paper reports): MAD and MSE x1e3, and dtSSD x1e2, which measures
 temporal flicker: how much the frame-to-frame change of alpha differs from the reference's.
 """
 
 from dataclasses import asdict, dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from contract import OUTPUT_NAMES
 
 from .runners.base import Outputs
-from .tolerances import PrecisionTolerance
+from .tolerances import METRICS, PrecisionTolerance
 
 
 @dataclass
@@ -24,6 +25,16 @@ class OutputStat:
     max_abs: float
     q999: float
     mean_abs: float
+    noise_floor: Dict[str, float]  # the same statistics of the reference's own noise
+    limit: Dict[str, float]  # what the gate allowed (tolerances.PrecisionTolerance.allowed)
+
+    @property
+    def ratio(self) -> Dict[str, float]:
+        """Each statistic as a multiple of its noise floor."""
+        return {m: getattr(self, m) / max(self.noise_floor[m], 1e-12) for m in METRICS}
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"ratio": self.ratio}
 
 
 @dataclass
@@ -33,6 +44,8 @@ class AlphaStat:
     mad_1e3: float
     mse_1e3: float
     dtssd_1e2: Optional[float]  # None on the first frame
+    noise_mad_1e3: float = 0.0
+    limit_mad_1e3: float = 0.0
 
 
 @dataclass
@@ -56,9 +69,24 @@ class Failure:
         return asdict(self) | {"message": self.message()}
 
 
-def error_stats(case: str, frame: int, name: str, ref: np.ndarray, test: np.ndarray) -> OutputStat:
-    err = np.abs(test.astype(np.float64) - ref.astype(np.float64))
-    return OutputStat(case, frame, name, float(err.max()), float(np.quantile(err, 0.999)), float(err.mean()))
+def difference_stats(ref: np.ndarray, other: np.ndarray) -> Dict[str, float]:
+    """max, 99.9th percentile and mean of |other - ref|."""
+    err = np.abs(other.astype(np.float64) - ref.astype(np.float64))
+    return {"max_abs": float(err.max()), "q999": float(np.quantile(err, 0.999)), "mean_abs": float(err.mean())}
+
+
+def error_stats(
+    case: str,
+    frame: int,
+    name: str,
+    ref: np.ndarray,
+    test: np.ndarray,
+    floor: Dict[str, float],
+    tolerance: PrecisionTolerance,
+) -> OutputStat:
+    """Statistics of ``test - ref`` beside the noise floor's, and the gate's limit for each."""
+    limit = {m: tolerance.allowed(name, m, floor[m]) for m in METRICS}
+    return OutputStat(case, frame, name, **difference_stats(ref, test), noise_floor=floor, limit=limit)
 
 
 def alpha_stats(
@@ -68,13 +96,18 @@ def alpha_stats(
     test: np.ndarray,
     prev_ref: Optional[np.ndarray],
     prev_test: Optional[np.ndarray],
+    noise_mad: float,
+    tolerance: PrecisionTolerance,
 ) -> AlphaStat:
     diff = test.astype(np.float64) - ref.astype(np.float64)
     dtssd = None
     if prev_ref is not None and prev_test is not None:
         temporal = (test - prev_test).astype(np.float64) - (ref - prev_ref).astype(np.float64)
         dtssd = float(np.sqrt(np.mean(temporal**2)) * 1e2)
-    return AlphaStat(case, frame, float(np.mean(np.abs(diff)) * 1e3), float(np.mean(diff**2) * 1e3), dtssd)
+    mad = float(np.mean(np.abs(diff)) * 1e3)
+    return AlphaStat(
+        case, frame, mad, float(np.mean(diff**2) * 1e3), dtssd, noise_mad, tolerance.allowed_mad(noise_mad)
+    )
 
 
 def structural_failures(case: str, frame: int, ref: Outputs, test: Outputs) -> List[Failure]:
@@ -91,17 +124,28 @@ def structural_failures(case: str, frame: int, ref: Outputs, test: Outputs) -> L
     return failures
 
 
+def _why(value: float, limit: float, noise: float, tolerance: PrecisionTolerance) -> str:
+    ratio = value / max(noise, 1e-12)
+    scaled = tolerance.ratio * noise
+    if limit < scaled:
+        return f"exceeds the absolute ceiling {limit:.3g} (noise floor {noise:.3g}, ratio {ratio:.1f})"
+    if limit > scaled:
+        return f"exceeds the absolute floor {limit:.3g} (noise floor {noise:.3g}, ratio {ratio:.1f})"
+    return f"is {ratio:.1f} x the noise floor {noise:.3g} (allowed {tolerance.ratio:g} x = {limit:.3g})"
+
+
 def check_stat(stat: OutputStat, tolerance: PrecisionTolerance) -> List[Failure]:
-    limit = tolerance.for_output(stat.output)
     failures = []
-    for metric in ("max_abs", "q999", "mean_abs"):
-        value, bound = getattr(stat, metric), getattr(limit, metric)
-        if not value <= bound:
-            failures.append(Failure(stat.case, stat.frame, stat.output, metric, value, bound))
+    for metric in METRICS:
+        value, limit, noise = getattr(stat, metric), stat.limit[metric], stat.noise_floor[metric]
+        if not value <= limit:
+            detail = f"{metric} {value:.3g} {_why(value, limit, noise, tolerance)}"
+            failures.append(Failure(stat.case, stat.frame, stat.output, metric, value, limit, detail))
     return failures
 
 
 def check_alpha(stat: AlphaStat, tolerance: PrecisionTolerance) -> List[Failure]:
-    if stat.mad_1e3 <= tolerance.alpha_mad_1e3:
+    if stat.mad_1e3 <= stat.limit_mad_1e3:
         return []
-    return [Failure(stat.case, stat.frame, "pha", "MAD x1e3", stat.mad_1e3, tolerance.alpha_mad_1e3)]
+    detail = f"MAD x1e3 {stat.mad_1e3:.3g} {_why(stat.mad_1e3, stat.limit_mad_1e3, stat.noise_mad_1e3, tolerance)}"
+    return [Failure(stat.case, stat.frame, "pha", "MAD x1e3", stat.mad_1e3, stat.limit_mad_1e3, detail)]

@@ -3,7 +3,9 @@ carrying its own recurrent state, and compare every frame."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from contract import ArtifactMetadata
 from model import MattingNetwork, load_checkpoint, seeded_random_model, sha256_file
@@ -15,10 +17,12 @@ from .compare import (
     alpha_stats,
     check_alpha,
     check_stat,
+    difference_stats,
     error_stats,
     structural_failures,
 )
-from .runners.base import RunnerError
+from .noise import Floor, NoiseFloor, load_floors, save_floors
+from .runners.base import Outputs, RunnerError
 from .runners.torch_runner import TorchReference
 from .sequence import Case, build_sequence
 from .tolerances import PrecisionTolerance, tolerance_for
@@ -38,6 +42,7 @@ class CaseResult:
     stats: List[OutputStat] = field(default_factory=list)
     alpha: List[AlphaStat] = field(default_factory=list)
     failures: List[Failure] = field(default_factory=list)
+    worst_alpha: Optional[Tuple[int, np.ndarray]] = None  # (frame, |alpha error| map of batch item 0)
 
 
 def default_cases(frames: int = DEFAULT_FRAMES) -> List[Case]:
@@ -65,21 +70,46 @@ def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path]
     return load_checkpoint(path, metadata.variant, metadata.refiner)
 
 
-def run_case(reference: TorchReference, runner: Any, case: Case, tolerance: PrecisionTolerance) -> CaseResult:
-    """Lock-step closed loop over one sequence; every frame of every output is compared."""
+def noise_floor_of(ref_out: Outputs, noise_out: Outputs) -> Floor:
+    """One frame's noise floor: the statistics of how far the reference moved at the artifact's precision."""
+    floor: Floor = {name: difference_stats(value, noise_out[name]) for name, value in ref_out.items()}
+    floor["alpha_mad_1e3"] = float(np.mean(np.abs(noise_out["pha"] - ref_out["pha"].astype(np.float64))) * 1e3)
+    return floor
+
+
+def run_case(
+    reference: TorchReference,
+    noise: NoiseFloor,
+    runner: Any,
+    case: Case,
+    tolerance: PrecisionTolerance,
+) -> CaseResult:
+    """Lock-step closed loop over one sequence: the fp32 reference and the artifact, each carrying
+    its own state, every frame of every output compared, beside the noise floor of that frame (from
+    the cache, or from PyTorch at the artifact's precision run in the same loop with its own state)."""
     result = CaseResult(case)
     frames = build_sequence(case)
+    key = noise.key(case.label)
+    floors = load_floors(key, case.frames)
+    noise_runner = noise.runner() if floors is None else None
+    measured: list = []
     ref_state = reference.initial_state(case.batch)
+    noise_state = None
     test_state = runner.initial_state(case.batch)
     prev_ref = prev_test = None
+    worst = -1.0
     for t, src in enumerate(frames):
         ref_out, ref_state = reference.infer(src, ref_state, case.ratio)
+        if noise_runner is not None:
+            noise_out, noise_state = noise_runner.infer(src, noise_state, case.ratio)
+            measured.append(noise_floor_of(ref_out, noise_out))
+        floor = floors[t] if floors is not None else measured[t]
         try:
             test_out, test_state = runner.infer(src, test_state, case.ratio)
         except RunnerError:
             raise
         except Exception as exc:  # the backend's own error on a broken artifact
-            detail = f"the backend failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+            detail = f"the artifact failed to run: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
             result.failures.append(Failure(case.label, t, "*", "run", 1, 0, detail))
             return result
         broken = structural_failures(case.label, t, ref_out, test_out)
@@ -87,13 +117,20 @@ def run_case(reference: TorchReference, runner: Any, case: Case, tolerance: Prec
             result.failures += broken
             return result
         for name, ref_value in ref_out.items():
-            stat = error_stats(case.label, t, name, ref_value, test_out[name])
+            stat = error_stats(case.label, t, name, ref_value, test_out[name], floor[name], tolerance)
             result.stats.append(stat)
             result.failures += check_stat(stat, tolerance)
-        alpha = alpha_stats(case.label, t, ref_out["pha"], test_out["pha"], prev_ref, prev_test)
+        alpha = alpha_stats(
+            case.label, t, ref_out["pha"], test_out["pha"], prev_ref, prev_test, floor["alpha_mad_1e3"], tolerance
+        )
         result.alpha.append(alpha)
         result.failures += check_alpha(alpha, tolerance)
+        pha_error = np.abs(test_out["pha"][0, 0].astype(np.float64) - ref_out["pha"][0, 0])
+        if pha_error.max() > worst:  # kept for the picture (--plot)
+            worst, result.worst_alpha = float(pha_error.max()), (t, pha_error.astype(np.float32))
         prev_ref, prev_test = ref_out["pha"], test_out["pha"]
+    if measured:
+        save_floors(key, measured)
     return result
 
 
@@ -103,6 +140,8 @@ def verify_runner(
     cases: Sequence[Case],
     precision: Optional[str] = None,
 ) -> List[CaseResult]:
-    tolerance = tolerance_for(precision or runner.metadata.precision)
+    precision = precision or runner.metadata.precision
+    tolerance = tolerance_for(precision)
     reference = TorchReference(reference_net)
-    return [run_case(reference, runner, case, tolerance) for case in cases]
+    noise = NoiseFloor(reference_net, precision)
+    return [run_case(reference, noise, runner, case, tolerance) for case in cases]

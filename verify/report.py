@@ -1,12 +1,14 @@
 """Verification report: a summary table for people, JSON for machines (and the manifest)."""
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from contract import OUTPUT_NAMES, ArtifactMetadata
 
+from .compare import Failure
+from .drift import BLOCK, Drift, drifts
 from .harness import CaseResult
 from .tolerances import PrecisionTolerance
 
@@ -18,23 +20,29 @@ class Report:
     metadata: ArtifactMetadata
     tolerance: PrecisionTolerance
     results: List[CaseResult]
+    artifact_failures: List[Failure] = field(default_factory=list)  # e.g. a mislabelled precision
+    localization: Optional[str] = None  # the `first divergence:` line of --localize
 
     @property
-    def failures(self) -> list:
-        return [f for r in self.results for f in r.failures]
+    def failures(self) -> List[Failure]:
+        return self.artifact_failures + [f for r in self.results for f in r.failures]
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
+    def drifts(self) -> List[Drift]:
+        return [d for r in self.results for d in drifts(r.case.label, r.stats).values()]
+
     def worst(self) -> Dict[str, Dict[str, float]]:
-        """Worst value of each statistic per output over all cases and frames."""
+        """Worst value of each statistic per output over all cases and frames (ratio: to the noise floor)."""
         out: Dict[str, Dict[str, float]] = {}
         for result in self.results:
             for s in result.stats:
-                w = out.setdefault(s.output, {"max_abs": 0.0, "q999": 0.0, "mean_abs": 0.0})
-                for k in w:
+                w = out.setdefault(s.output, {"max_abs": 0.0, "q999": 0.0, "mean_abs": 0.0, "noise_max_abs": 0.0})
+                for k in ("max_abs", "q999", "mean_abs"):
                     w[k] = max(w[k], getattr(s, k))
+                w["noise_max_abs"] = max(w["noise_max_abs"], s.noise_floor["max_abs"])
             for a in result.alpha:
                 w = out.setdefault("alpha", {"mad_1e3": 0.0, "mse_1e3": 0.0, "dtssd_1e2": 0.0})
                 w["mad_1e3"] = max(w["mad_1e3"], a.mad_1e3)
@@ -56,14 +64,17 @@ class Report:
             "artifact": self.artifact,
             "kind": self.kind,
             "metadata": asdict(self.metadata),
+            "metadata_inferred": bool(self.metadata.inferred),
             "tolerance": asdict(self.tolerance),
             "passed": self.passed,
             "worst": self.worst(),
             "failures": [f.to_dict() for f in self.failures],
+            "drift": [asdict(d) | {"drifting": d.drifting} for d in self.drifts()],
+            "localization": self.localization,
             "cases": [
                 {
                     "case": asdict(r.case),
-                    "stats": [asdict(s) for s in r.stats],
+                    "stats": [s.to_dict() for s in r.stats],
                     "alpha": [asdict(a) for a in r.alpha],
                 }
                 for r in self.results
@@ -73,13 +84,20 @@ class Report:
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
-    def table(self) -> str:
+    def header(self) -> List[str]:
         m = self.metadata
-        lines = [
-            f"artifact  {self.artifact}  [{self.kind}, {m.variant}, {m.refiner}, {m.precision}]",
-            f"weights   {m.weights_label}",
+        lines = [f"artifact  {self.artifact}  [{self.kind}, {m.variant}, {m.refiner}, {m.precision}]"]
+        if m.inferred:
+            how = "; ".join(f"{k} from {v}" for k, v in m.inferred.items())
+            lines.append(f"metadata  NONE in the artifact (not written by rvm-export); inferred: {how}")
+        lines.append(f"weights   {m.weights_label}")
+        return lines
+
+    def table(self) -> str:
+        lines = self.header() + [
             "",
-            f"{'case':<26}{'output':<8}{'max|e|':>10}{'q99.9|e|':>10}{'mean|e|':>10}   alpha MAD/MSE x1e3, dtSSD x1e2",
+            f"{'case':<26}{'output':<8}{'max|e|':>10}{'noise':>10}{'ratio':>7}{'q99.9|e|':>10}{'mean|e|':>10}"
+            "   alpha MAD/MSE x1e3, dtSSD x1e2",
         ]
         for result in self.results:
             alpha = result.alpha
@@ -89,22 +107,42 @@ class Report:
                     continue
                 row = (
                     f"{result.case.label:<26}{name:<8}{max(s.max_abs for s in stats):>10.2e}"
+                    f"{max(s.noise_floor['max_abs'] for s in stats):>10.2e}"
+                    f"{max(s.ratio['max_abs'] for s in stats):>7.1f}"
                     f"{max(s.q999 for s in stats):>10.2e}{max(s.mean_abs for s in stats):>10.2e}"
                 )
                 if name == "pha" and alpha:
                     dt = max((a.dtssd_1e2 or 0.0) for a in alpha)
                     row += f"   {max(a.mad_1e3 for a in alpha):.3f} / {max(a.mse_1e3 for a in alpha):.4f}, {dt:.3f}"
                 lines.append(row)
-        tol = self.tolerance
+        long = [d for d in self.drifts() if len(d.block_max) >= 3 and d.output in ("pha", "fgr", "r1o", "r4o")]
+        if long:
+            lines += ["", f"error over time (worst max |e| per block of {BLOCK} frames):"]
+            for d in long:
+                blocks = " ".join(f"{v:.1e}" for v in d.block_max[:12]) + (" ..." if len(d.block_max) > 12 else "")
+                flag = "  DRIFT" if d.drifting else ""
+                lines.append(
+                    f"  {d.case:<24}{d.output:<5} {blocks}  slope {d.slope_per_100:+.1e}/100 frames, "
+                    f"growth {d.growth:.1f}x{flag}"
+                )
         lines += [
             "",
-            f"tolerance ({m.precision}): image max {tol.image.max_abs:g} q99.9 {tol.image.q999:g} "
-            f"mean {tol.image.mean_abs:g}; state max {tol.state.max_abs:g} q99.9 {tol.state.q999:g} "
-            f"mean {tol.state.mean_abs:g}; alpha MAD x1e3 {tol.alpha_mad_1e3:g}",
+            f"tolerance ({self.metadata.precision}): noise floor = {self._noise_source()}; "
+            f"error {self.tolerance.describe()}",
         ]
         if self.passed:
             lines.append("PASS: every output of every frame is within tolerance")
         else:
-            lines.append(f"FAIL: {len(self.failures)} check(s) failed; first: {self.failures[0].message()}")
-            lines += [f"  - {f.message()}" for f in self.failures[1:6]]
+            failures = self.failures
+            lines.append(f"FAIL: {len(failures)} check(s) failed; first: {failures[0].message()}")
+            lines += [f"  - {f.message()}" for f in failures[1:6]]
+            drifting = [d for d in self.drifts() if d.drifting and any(f.output == d.output for f in failures)]
+            lines += [f"  {d.message()}" for d in drifting[:3]]
+        if self.localization:
+            lines.append(self.localization)
         return "\n".join(lines)
+
+    def _noise_source(self) -> str:
+        from .noise import NOISE_SOURCES
+
+        return NOISE_SOURCES.get(self.metadata.precision, "?")

@@ -4,11 +4,16 @@ Like Polygraphy's runners, a runner knows only its artifact file and the metadat
 never the exporter. Unlike them, it is stateful-by-argument: ``infer`` takes the backend's
 own recurrent state and returns the new one, so a closed-loop rollout feeds each backend its
 own state outputs, exactly as a user's inference loop does.
+
+Artifacts written by other tools carry no metadata: a runner then still reads what the file
+itself says (:class:`ArtifactFacts`: the precision of its tensors, a frame size baked into its
+inputs), and ``verify.api`` completes the rest from the checkpoint the user names.
 """
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Dict, Optional, Tuple
+from typing import Any, ClassVar, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -16,17 +21,45 @@ from contract import ArtifactMetadata
 
 Outputs = Dict[str, np.ndarray]  # fgr, pha, r1o..r4o as float32 NCHW numpy arrays
 
+# Weight tensors smaller than this (biases, BN vectors, the box filter's 3-tap kernels) are often kept in
+# float by quantizers, so they do not decide an artifact's precision.
+LARGE_TENSOR = 64
+
 
 class RunnerError(RuntimeError):
     """The artifact cannot be loaded or run; the message says why."""
 
 
+@dataclass(frozen=True)
+class ArtifactFacts:
+    """What the artifact file itself says, whatever its metadata claims."""
+
+    precision: Optional[str]  # fp32 | fp16 | int8 | uint8 | uint16, from its tensors; None: the format hides it
+    evidence: str  # how that was read, for the report
+    fixed_size: Optional[Tuple[int, int]] = None  # (width, height) baked into the inputs
+    ratio_input: bool = True  # False: the downsample ratio is baked in too
+
+
+def precision_of(dtypes: Iterable[str], evidence: str) -> ArtifactFacts:
+    """The precision that most large weight tensors are stored in (names: 'float32', 'float16', 'int8'...)."""
+    names = {"float32": "fp32", "float16": "fp16", "int8": "int8", "uint8": "uint8", "uint16": "uint16"}
+    counts: Dict[str, int] = {}
+    for dtype in dtypes:
+        counts[dtype] = counts.get(dtype, 0) + 1
+    if not counts:
+        return ArtifactFacts(None, f"{evidence}: no weight tensors found")
+    dominant = max(counts, key=lambda k: counts[k])
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return ArtifactFacts(names.get(dominant), f"{evidence}: {summary}")
+
+
 class Runner(ABC):
     kind: ClassVar[str]
+    metadata: Optional[ArtifactMetadata]  # None until verify.api infers it for an artifact without metadata
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.metadata: ArtifactMetadata = self.read_metadata(self.path)
+        self.metadata = self.read_metadata(self.path)
 
     @classmethod
     def on_device(cls, path: Path, device: Optional[str]) -> "Runner":
@@ -37,8 +70,17 @@ class Runner(ABC):
 
     @classmethod
     @abstractmethod
-    def read_metadata(cls, path: Path) -> ArtifactMetadata:
-        """The metadata embedded in the artifact."""
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
+        """The metadata embedded in the artifact, or None when it carries none (another tool wrote it)."""
+
+    def facts(self) -> ArtifactFacts:
+        """What the artifact's own tensors and shapes say (precision, baked-in size). A runner that
+        cannot read them says so: its artifacts then need metadata, and their claims go unchecked."""
+        return ArtifactFacts(None, f"the {self.kind} runner does not read the artifact's tensors")
+
+    def adopt_metadata(self, metadata: ArtifactMetadata) -> None:
+        """Take the metadata inferred for an artifact that carries none."""
+        self.metadata = metadata
 
     def initial_state(self, batch: int) -> Any:
         """The state passed with the first frame (the backend's own convention)."""

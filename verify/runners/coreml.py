@@ -25,7 +25,7 @@ import torch
 from contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
 from model import MattingNetwork
 
-from .base import Outputs, Runner, RunnerError
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of
 from .coreml_weights import (
     fused_reference,
     load_saved_weights,
@@ -48,13 +48,9 @@ def load_spec(path: Path) -> Any:
         raise RunnerError(f"{path} is not a readable CoreML model: {str(exc).strip().splitlines()[0][:200]}")
 
 
-def _metadata(spec: Any, path: Path) -> ArtifactMetadata:
+def _metadata(spec: Any) -> Optional[ArtifactMetadata]:
     text = spec.description.metadata.userDefined.get(METADATA_KEY)
-    if not text:
-        raise RunnerError(
-            f"{path} carries no {METADATA_KEY} in its user-defined metadata; it was not written by rvm-export"
-        )
-    return ArtifactMetadata.from_json(text)
+    return ArtifactMetadata.from_json(text) if text else None
 
 
 def _feature(spec: Any, name: str, outputs: bool) -> Optional[Any]:
@@ -107,6 +103,8 @@ def check_contract(spec: Any, metadata: ArtifactMetadata, state_shapes: List[Tup
     src = _feature(spec, "src", False)
     if src is not None and src.type.isOptional:
         problems.append("src is optional")
+    if metadata.inferred:  # another tool's model: descriptions and our metadata keys are not its promise
+        return problems + (check_sampling(spec) if spec.WhichOneof("Type") == "neuralNetwork" else [])
     for f in [*spec.description.input, *spec.description.output]:
         if not f.shortDescription.strip():
             problems.append(f"{f.name} has no description")
@@ -150,7 +148,7 @@ class CoreMLRunner(Runner):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.spec = load_spec(self.path)
-        self.metadata = _metadata(self.spec, self.path)
+        self.metadata = _metadata(self.spec)
         self.format = "mlprogram" if self.spec.WhichOneof("Type") == "mlProgram" else "neuralnetwork"
         if self.spec.WhichOneof("Type") not in ("mlProgram", "neuralNetwork"):
             raise RunnerError(f"{self.path} holds a {self.spec.WhichOneof('Type')}, not a neural network or ML Program")
@@ -159,8 +157,24 @@ class CoreMLRunner(Runner):
         self._backend: Any = None
 
     @classmethod
-    def read_metadata(cls, path: Path) -> ArtifactMetadata:
-        return _metadata(load_spec(path), path)
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
+        return _metadata(load_spec(path))
+
+    def facts(self) -> ArtifactFacts:
+        """Precision from how the convolution weights are stored; the frame size from the src image."""
+        if self.format == "mlprogram":
+            from .mil_interpreter import load_program
+
+            convs = mlprogram_convs(load_program(str(self.path)))
+        else:
+            convs = neuralnetwork_convs(self.spec)
+        names = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
+        facts = precision_of([names[c.storage] for c in convs if c.weight.size >= LARGE_TENSOR], "conv weights")
+        src = _feature(self.spec, "src", False)
+        size = None
+        if src is not None and src.type.WhichOneof("Type") == "imageType":
+            size = (int(src.type.imageType.width), int(src.type.imageType.height))
+        return ArtifactFacts(facts.precision, facts.evidence, size, ratio_input=False)
 
     @property
     def backend(self) -> str:

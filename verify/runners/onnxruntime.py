@@ -14,7 +14,7 @@ import onnxruntime as ort
 
 from contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
 
-from .base import Outputs, Runner, RunnerError, to_numpy_outputs
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of, to_numpy_outputs
 
 ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -35,11 +35,26 @@ def open_session(path: Path, providers: Optional[Sequence[str]] = None) -> ort.I
         raise RunnerError(f"{path} is not a loadable ONNX model: {first[:300]}")
 
 
-def session_metadata(session: ort.InferenceSession, path: Path) -> ArtifactMetadata:
+def session_metadata(session: ort.InferenceSession) -> Optional[ArtifactMetadata]:
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if not text:
-        raise RunnerError(f"{path} carries no {METADATA_KEY} in its metadata_props; it was not written by rvm-export")
-    return ArtifactMetadata.from_json(text)
+    return ArtifactMetadata.from_json(text) if text else None
+
+
+def weight_dtypes(path: Path) -> List[str]:
+    """Storage dtype of each large initializer; a quantized weight (the data input of a
+    DequantizeLinear) counts as its integer type."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graphs, dtypes = [model.graph], []
+    while graphs:  # the refiner of our exports lives in an If's subgraph
+        graph = graphs.pop()
+        for node in graph.node:
+            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+        for init in graph.initializer:
+            if int(np.prod(init.dims)) >= LARGE_TENSOR:
+                dtypes.append(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(init.data_type)).name)
+    return dtypes
 
 
 class OnnxRuntimeRunner(Runner):
@@ -48,7 +63,7 @@ class OnnxRuntimeRunner(Runner):
     def __init__(self, path: str | Path, providers: Optional[Sequence[str]] = None) -> None:
         self.path = Path(path)
         self.session = open_session(self.path, providers)
-        self.metadata = session_metadata(self.session, self.path)
+        self.metadata = session_metadata(self.session)
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         missing = [n for n in ("src", *STATE_INPUTS) if n not in self.inputs]
         if missing:
@@ -69,11 +84,26 @@ class OnnxRuntimeRunner(Runner):
         return cls(path, ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"])
 
     @classmethod
-    def read_metadata(cls, path: Path) -> ArtifactMetadata:
-        return session_metadata(open_session(Path(path), ["CPUExecutionProvider"]), Path(path))
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
+        return session_metadata(open_session(Path(path), ["CPUExecutionProvider"]))
+
+    def facts(self) -> ArtifactFacts:
+        stored = weight_dtypes(self.path)
+        io = "float16" if self.dtype == np.float16 else "float32"
+        facts = precision_of(stored, f"src is {io}; initializers")
+        if io == "float16" and facts.precision == "fp32":  # fp16 I/O around fp32 weights is not an fp32 model
+            facts = ArtifactFacts("fp16", facts.evidence)
+        shape = self.inputs["src"].shape
+        fixed = tuple(shape[2:]) if all(isinstance(d, int) for d in shape) else None
+        return ArtifactFacts(
+            facts.precision,
+            facts.evidence,
+            (int(fixed[1]), int(fixed[0])) if fixed else None,
+            "downsample_ratio" in self.inputs,
+        )
 
     def fixed_case(self) -> Optional[Tuple[int, int, float]]:
-        static = self.metadata.options.get("static")
+        static = self.metadata.options.get("static") if self.metadata else None
         if not static:
             return None
         width, height = static

@@ -4,14 +4,14 @@ State is carried as TensorFlow tensors in NHWC; only the outputs handed to the c
 transposed to NCHW numpy."""
 
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
 
-from .base import Outputs, Runner, RunnerError
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of
 
 
 def nchw(x: Any) -> np.ndarray:
@@ -33,11 +33,19 @@ class TensorFlowRunner(Runner):
         self.fn = loaded.signatures["serving_default"]
 
     @classmethod
-    def read_metadata(cls, path: Path) -> ArtifactMetadata:
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
         asset = Path(path) / "assets" / METADATA_KEY
-        if not asset.is_file():
-            raise RunnerError(f"{path} carries no assets/{METADATA_KEY}; it was not written by rvm-export")
-        return ArtifactMetadata.from_json(asset.read_text())
+        return ArtifactMetadata.from_json(asset.read_text()) if asset.is_file() else None
+
+    def facts(self) -> ArtifactFacts:
+        """Precision from the variables, or from the graph's constants when the weights are frozen in."""
+        dtypes = [v.dtype.name for v in self._loaded.variables if v.shape.num_elements() >= LARGE_TENSOR]
+        if dtypes:
+            return precision_of(dtypes, "variables")
+        for op in self.fn.graph.get_operations():
+            if op.type == "Const" and (op.outputs[0].shape.num_elements() or 0) >= LARGE_TENSOR:
+                dtypes.append(op.outputs[0].dtype.name)
+        return precision_of([d for d in dtypes if d.startswith("float")], "graph constants")
 
     def initial_state(self, batch: int) -> List[tf.Tensor]:
         return [tf.constant(0.0)] * 4  # the documented first-frame state

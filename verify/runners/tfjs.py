@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
 from contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
 
-from .base import Outputs, Runner, RunnerError
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "tfjs_runner.mjs"
@@ -26,6 +26,17 @@ SCRIPT = NODE_DIR / "tfjs_runner.mjs"
 
 def model_dir(path: Path) -> Path:
     return path.parent if path.name == "model.json" else path
+
+
+def read_model_json(path: Path) -> dict:
+    model_json = model_dir(path) / "model.json"
+    try:
+        content = json.loads(model_json.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunnerError(f"{model_json} is not a readable TF.js model.json: {exc}")
+    if not isinstance(content, dict) or "modelTopology" not in content:
+        raise RunnerError(f"{model_json} is not a TF.js graph model (no modelTopology)")
+    return content
 
 
 class TfjsRunner(Runner):
@@ -53,15 +64,18 @@ class TfjsRunner(Runner):
         self.backend = ready.get("backend", backend)
 
     @classmethod
-    def read_metadata(cls, path: Path) -> ArtifactMetadata:
-        model_json = model_dir(Path(path)) / "model.json"
-        try:
-            meta = json.loads(model_json.read_text())["userDefinedMetadata"][METADATA_KEY]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise RunnerError(
-                f"{model_json} carries no userDefinedMetadata.{METADATA_KEY}; it was not written by rvm-export"
-            )
-        return ArtifactMetadata.from_json(json.dumps(meta))
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
+        meta = read_model_json(Path(path)).get("userDefinedMetadata", {}).get(METADATA_KEY)
+        return ArtifactMetadata.from_json(json.dumps(meta)) if meta else None
+
+    def facts(self) -> ArtifactFacts:
+        """Precision from the weights manifest: a quantized weight counts as its stored integer type."""
+        dtypes = []
+        for group in read_model_json(self.path).get("weightsManifest", []):
+            for weight in group.get("weights", []):
+                if int(np.prod(weight.get("shape", []))) >= LARGE_TENSOR:
+                    dtypes.append(weight.get("quantization", {}).get("dtype", weight.get("dtype", "float32")))
+        return precision_of(dtypes, "weightsManifest")
 
     def initial_state(self, batch: int) -> List[np.ndarray]:
         return [np.zeros((), np.float32)] * 4

@@ -9,7 +9,7 @@ import torch
 from contract import METADATA_KEY, ArtifactMetadata
 from model import MattingNetwork
 
-from .base import Outputs, Runner, RunnerError, to_numpy_outputs
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of, to_numpy_outputs
 
 
 def _run_module(
@@ -39,14 +39,16 @@ class TorchReference:
 
     kind = "pytorch"
 
-    def __init__(self, model: MattingNetwork) -> None:
-        self.model = model.float().eval()
+    def __init__(self, model: MattingNetwork, dtype: torch.dtype = torch.float32) -> None:
+        """``dtype``: the input dtype; the model must already be at that precision (see verify.noise)."""
+        self.model = model.eval() if dtype != torch.float32 else model.float().eval()
+        self.dtype = dtype
 
     def initial_state(self, batch: int) -> Any:
         return None
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
-        return _run_module(self.model, src, state, downsample_ratio, torch.float32)
+        return _run_module(self.model, src, state, downsample_ratio, self.dtype)
 
 
 class TorchScriptRunner(Runner):
@@ -56,7 +58,9 @@ class TorchScriptRunner(Runner):
         self.path = Path(path)
         self.device = device
         self.module, self.metadata = _load(self.path, device)
-        self.dtype = torch.float16 if self.metadata.precision == "fp16" else torch.float32
+        self._facts = _facts(self.module)
+        # The artifact's own weights decide the input dtype, not its metadata's claim (which verify.api checks).
+        self.dtype = torch.float16 if self._facts.precision == "fp16" else torch.float32
 
     @classmethod
     def on_device(cls, path: Path, device: Optional[str]) -> "TorchScriptRunner":
@@ -65,19 +69,35 @@ class TorchScriptRunner(Runner):
         return cls(path, device or "cpu")
 
     @classmethod
-    def read_metadata(cls, path: Path) -> ArtifactMetadata:
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
         return _load(path)[1]
+
+    def facts(self) -> ArtifactFacts:
+        return self._facts
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         return _run_module(self.module, src, state, downsample_ratio, self.dtype, self.device)
 
 
-def _load(path: Path, device: str = "cpu") -> Tuple[Any, ArtifactMetadata]:
+def _facts(module: Any) -> ArtifactFacts:
+    """Precision from the parameters, or from the graph's tensor constants when the module is frozen."""
+    params = [str(p.dtype).removeprefix("torch.") for p in module.parameters() if p.numel() >= LARGE_TENSOR]
+    if params:
+        return precision_of(params, "parameters")
+    constants = []
+    for node in module.graph.findAllNodes("prim::Constant"):
+        if node.output().type().kind() == "TensorType":
+            value = node.output().toIValue()
+            if value.is_floating_point() and value.numel() >= LARGE_TENSOR:
+                constants.append(str(value.dtype).removeprefix("torch."))
+    return precision_of(constants, "frozen graph constants")
+
+
+def _load(path: Path, device: str = "cpu") -> Tuple[Any, Optional[ArtifactMetadata]]:
     extra = {METADATA_KEY: ""}
     try:
         module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as exc:  # torch raises bare RuntimeErrors for foreign or truncated files
         raise RunnerError(f"{path} is not a loadable TorchScript file: {str(exc).strip().splitlines()[0]}")
-    if not extra[METADATA_KEY]:
-        raise RunnerError(f"{path} carries no {METADATA_KEY}; it was not written by rvm-export")
-    return module.eval(), ArtifactMetadata.from_json(extra[METADATA_KEY])
+    metadata = ArtifactMetadata.from_json(extra[METADATA_KEY]) if extra[METADATA_KEY] else None
+    return module.eval(), metadata
