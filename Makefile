@@ -35,7 +35,7 @@ export-all: setup
 # run make export-all first), PyTorch vs ONNX Runtime, TensorFlow/TF.js, convert_video vs a plain loop.
 BENCH_CHECKPOINT ?= $(or $(CHECKPOINT),../shared/weights/rvm_mobilenetv3_fgf_tfjs.pth)
 bench: setup
-	$(PY) benchmarks/official_onnx.py --checkpoint $(BENCH_CHECKPOINT) --metadata --output artifacts/official_style_fp32.onnx
+	$(PY) benchmarks/official_onnx.py --checkpoint $(BENCH_CHECKPOINT) --output artifacts/official_style_fp32.onnx
 	$(VENV)/bin/rvm-bench artifacts/official_style_fp32.onnx $(wildcard artifacts/rvm_mobilenetv3_*.onnx) \
 		$(wildcard artifacts/rvm_mobilenetv3_fp32.torchscript) --checkpoint $(BENCH_CHECKPOINT)
 	$(PY) benchmarks/onnx_speed.py

@@ -58,8 +58,8 @@ class OfficialStyle(nn.Module):
         return [(fgr_residual + src).clamp(0.0, 1.0), pha.clamp(0.0, 1.0), *rec]
 
 
-def export_official_style(checkpoint: Path, output: Path, precision: str = "fp32", metadata: bool = False) -> Path:
-    """Write the official-style file; ``metadata``: also stamp our artifact metadata (for tools that need it)."""
+def export_official_style(checkpoint: Path, output: Path, precision: str = "fp32") -> Path:
+    """Write the official-style file (no metadata: ``rvm-bench``/``rvm-verify`` read it with ``--checkpoint``)."""
     net = load_checkpoint(checkpoint).eval()
     dtype = torch.float16 if precision == "fp16" else torch.float32
     net = net.to(dtype)
@@ -83,17 +83,6 @@ def export_official_style(checkpoint: Path, output: Path, precision: str = "fp32
             output_names=list(OUTPUT_NAMES),
             dynamic_axes=axes,
         )
-    if metadata:
-        import onnx
-
-        from contract import METADATA_KEY
-        from export.base import load_source
-
-        source = load_source(checkpoint)
-        meta = source.metadata("onnx", precision, "onnx", "onnxruntime", opset=OPSET, official_style=True)
-        model = onnx.load(str(output))
-        onnx.helper.set_model_props(model, {METADATA_KEY: meta.to_json()})
-        onnx.save(model, str(output))
     return output
 
 
@@ -106,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         "--metadata", action="store_true", help="Stamp rvm-export's metadata (official files have none)."
     )
     args = parser.parse_args(argv)
-    print(f"wrote {export_official_style(args.checkpoint, args.output, args.precision, args.metadata)}")
+    print(f"wrote {export_official_style(args.checkpoint, args.output, args.precision)}")
 
 
 if __name__ == "__main__":

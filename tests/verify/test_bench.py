@@ -2,6 +2,7 @@
 artifact, and bad input. (Speed itself is never asserted: README, "Speed".)"""
 
 import json
+import sys
 from pathlib import Path
 
 import onnx
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from verify.bench import main as bench_main
 
-from ..export.onnx_artifacts import exported
+from ..export.onnx_artifacts import REPO, WEIGHTS, exported
 from .test_onnxruntime_runner import perturb_first_conv
 
 TINY = ["--size", "64x48", "--ratio", "0.5", "--frames", "2", "--rounds", "2"]
@@ -48,6 +49,24 @@ def test_accuracy_columns_show_a_broken_artifact(tmp_path: Path) -> None:
     (row,) = json.loads(out.read_text())["rows"]
     assert row["pha_max_err"] > 0.01  # vs < 2e-3 for the intact artifact above
     assert "1 intra-op threads, cpu clock" in result.output
+
+
+def test_reads_an_official_style_file_without_metadata_given_the_checkpoint(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from official_onnx import export_official_style
+    finally:
+        sys.path.pop(0)
+    official = export_official_style(WEIGHTS, tmp_path / "official.onnx")
+    assert not onnx.load(str(official)).metadata_props
+    out = tmp_path / "bench.json"
+    result = run_bench(str(official), str(exported("fp32")), *TINY, "--checkpoint", str(WEIGHTS), "--json", str(out))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["format"], r["precision"]) for r in rows] == [("onnx", "fp32"), ("onnx", "fp32")]
+    assert rows[0]["pha_max_err"] < 2e-3  # the official-style graph computes the same model
+    result = run_bench(str(official), *TINY)
+    assert result.exit_code == 2 and "pass --checkpoint CKPT" in result.output
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
