@@ -62,7 +62,8 @@ def test_failed_parity_makes_export_all_fail(
     from verify import tolerances
 
     impossible = tolerances.Tolerance(-1, -1, -1)  # even an exact match fails
-    monkeypatch.setitem(tolerances.TOLERANCES, "fp32", tolerances.PrecisionTolerance(impossible, impossible, -1))
+    gate = tolerances.PrecisionTolerance(-1, impossible, impossible, impossible, impossible, -1, -1)
+    monkeypatch.setitem(tolerances.TOLERANCES, "fp32", gate)
     job = pipeline.Job("m.torchscript", "torchscript", "mobilenetv3", [])
     monkeypatch.setattr(pipeline, "TARGET_JOBS", {"torchscript": lambda v: [job]})
     monkeypatch.setattr(pipeline, "find_checkpoints", lambda *a: {"mobilenetv3": weights_path})

@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-tf = pytest.importorskip("tensorflow")
+from ..conftest import require  # noqa: E402
+
+tf = require("tensorflow")
 
 from export.tensorflow import WeightTransferError, from_torch, transfer_weights  # noqa: E402
 from export.tensorflow.layers import resize_by_ratio  # noqa: E402
