@@ -37,11 +37,15 @@ def verify_artifact(
     ratios: Sequence[float] = (),
     batch: int = 1,
     device: Optional[str] = None,
+    tfjs_backend: Optional[str] = None,
 ) -> Report:
     """Closed-loop parity of the artifact at ``path`` against the PyTorch fp32 reference (on the CPU)."""
-    runner = open_runner(path, device)
+    runner = open_runner(path, device, tfjs_backend)
     reference = reference_model(runner.metadata, checkpoint)
     runner.bind_reference(reference)
     cases = plan_cases(runner, frames, sizes, ratios, batch)
-    results = verify_runner(runner, reference, cases)
-    return Report(str(path), artifact_kind(path), runner.metadata, tolerance_for(runner.metadata.precision), results)
+    precision = runner.judged_precision()
+    results = verify_runner(runner, reference, cases, precision)
+    report = Report(str(path), artifact_kind(path), runner.metadata, tolerance_for(precision), results)
+    report.runtime, report.precision = runner.describe(), precision
+    return report

@@ -18,6 +18,8 @@ class Report:
     metadata: ArtifactMetadata
     tolerance: PrecisionTolerance
     results: List[CaseResult]
+    runtime: str = ""  # where it ran (runner.describe()), when the runner says
+    precision: str = ""  # the precision judged at, when not the artifact's own (runner.judged_precision())
 
     @property
     def failures(self) -> list:
@@ -55,6 +57,8 @@ class Report:
         return {
             "artifact": self.artifact,
             "kind": self.kind,
+            "runtime": self.runtime,
+            "judged_precision": self.precision or self.metadata.precision,
             "metadata": asdict(self.metadata),
             "tolerance": asdict(self.tolerance),
             "passed": self.passed,
@@ -78,6 +82,7 @@ class Report:
         lines = [
             f"artifact  {self.artifact}  [{self.kind}, {m.variant}, {m.refiner}, {m.precision}]",
             f"weights   {m.weights_label}",
+            *([f"runtime   {self.runtime}"] if self.runtime else []),
             "",
             f"{'case':<26}{'output':<8}{'max|e|':>10}{'q99.9|e|':>10}{'mean|e|':>10}   alpha MAD/MSE x1e3, dtSSD x1e2",
         ]
@@ -98,7 +103,7 @@ class Report:
         tol = self.tolerance
         lines += [
             "",
-            f"tolerance ({m.precision}): image max {tol.image.max_abs:g} q99.9 {tol.image.q999:g} "
+            f"tolerance ({self.precision or m.precision}): image max {tol.image.max_abs:g} q99.9 {tol.image.q999:g} "
             f"mean {tol.image.mean_abs:g}; state max {tol.state.max_abs:g} q99.9 {tol.state.q999:g} "
             f"mean {tol.state.mean_abs:g}; alpha MAD x1e3 {tol.alpha_mad_1e3:g}",
         ]

@@ -51,6 +51,7 @@ class TfjsRunner(Runner):
             self.close()
             raise RunnerError(f"TF.js could not load {self.path}: {ready['error']}")
         self.backend = ready.get("backend", backend)
+        self.tfjs_version = ready.get("tfjs", "?")
 
     @classmethod
     def read_metadata(cls, path: Path) -> ArtifactMetadata:
@@ -62,6 +63,9 @@ class TfjsRunner(Runner):
                 f"{model_json} carries no userDefinedMetadata.{METADATA_KEY}; it was not written by rvm-export"
             )
         return ArtifactMetadata.from_json(json.dumps(meta))
+
+    def describe(self) -> str:
+        return f"TF.js {self.tfjs_version} in Node.js, backend {self.backend}"
 
     def initial_state(self, batch: int) -> List[np.ndarray]:
         return [np.zeros((), np.float32)] * 4
