@@ -31,6 +31,7 @@ BROWSER_BACKENDS = ("webgl", "webgl-f16", "wasm", "cpu")
 PAGE_DIR = Path(__file__).resolve().parent / "browser"
 TFJS_DIST = NODE_DIR / "node_modules" / "@tensorflow" / "tfjs" / "dist"
 WASM_DIST = NODE_DIR / "node_modules" / "@tensorflow" / "tfjs-backend-wasm" / "dist"
+TFJS_MOUNTS = {"/tfjs/": TFJS_DIST, "/tfjs-wasm/": WASM_DIST}  # where the pages load TF.js from
 # Root needs --no-sandbox; the background-service flags keep Chromium off the (closed) network.
 # SwiftShader is Chromium's software GPU: it gives WebGL without a GPU or display (it is
 # "unsafe" only for untrusted pages; these are our own, on 127.0.0.1).
@@ -122,8 +123,8 @@ class LocalServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, mounts: Dict[str, Path]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, mounts: Dict[str, Path], port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.mounts = dict(mounts)
         self.exchange: Dict[str, Dict[str, bytes]] = {}
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -142,6 +143,7 @@ class BrowserSession:
     the demo test of this process; started on first use, closed at exit."""
 
     _shared: Optional["BrowserSession"] = None
+    _playwright: Any = None  # Playwright's sync API allows one instance per thread: kept for the process
 
     def __init__(self) -> None:
         executable = chromium_path()
@@ -151,16 +153,16 @@ class BrowserSession:
             raise RunnerError("the browser TF.js runner needs Playwright; install the project's 'tfjs' extra")
         if not (TFJS_DIST / "tf.min.js").is_file():
             raise RunnerError(f"the TF.js bundle is not installed; run `npm ci` in {NODE_DIR}")
-        self.server = LocalServer({"/tfjs/": TFJS_DIST, "/tfjs-wasm/": WASM_DIST, "/runner/": PAGE_DIR})
-        self._playwright = sync_playwright().start()
+        if BrowserSession._playwright is None:
+            BrowserSession._playwright = sync_playwright().start()
+            atexit.register(BrowserSession._playwright.stop)
         try:
-            self.browser = self._playwright.chromium.launch(
+            self.browser = BrowserSession._playwright.chromium.launch(
                 executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
             )
         except Exception as exc:
-            self._playwright.stop()
-            self.server.close()
-            raise RunnerError(f"Chromium ({executable}) did not start: {str(exc).strip().splitlines()[0]}")
+            raise RunnerError(f"Chromium ({executable}) did not start: {_first_line(exc)}")
+        self.server = LocalServer({**TFJS_MOUNTS, "/runner/": PAGE_DIR})
         atexit.register(self.close)
 
     @classmethod
@@ -174,12 +176,9 @@ class BrowserSession:
         return self.server.origin + prefix
 
     def close(self) -> None:
-        try:
+        if self.browser.is_connected():
             self.browser.close()
-            self._playwright.stop()
-        except Exception:  # already gone at interpreter exit
-            pass
-        self.server.close()
+            self.server.close()
         if BrowserSession._shared is self:
             BrowserSession._shared = None
 
