@@ -44,7 +44,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def write_clip(frames: np.ndarray, path: Path) -> None:
-    """[T,3,H,W] floats in 0..1 -> a VP8 WebM (Chromium decodes it; H.264 is not in Debian's build)."""
+    """[T,3,H,W] floats in 0..1 -> a VP8 WebM (royalty-free: every Chromium build decodes it)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libvpx", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = frames.shape[3], frames.shape[2], "yuv420p"
