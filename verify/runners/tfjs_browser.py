@@ -200,9 +200,6 @@ class BrowserTfjsRunner(Runner):
         self.context = self.session.browser.new_context()
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
-        self.console: List[str] = []
-        self.page.on("console", lambda m: self.console.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.console.append(str(e)))
         self.page.goto(self.session.server.origin + "/runner/runner.html")
         try:
             self.info: Dict[str, Any] = self.page.evaluate("([u, b]) => rvm.load(u, b)", [model_url, backend])
