@@ -8,7 +8,7 @@ import click
 from model import CheckpointError
 
 from .api import verify_artifact
-from .runners import RunnerError
+from .runners import TFJS_BACKENDS, RunnerError
 
 
 def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) -> list:
@@ -44,6 +44,13 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
     default=None,
     help="Where the artifact runs (TorchScript, ONNX); default: CPU, or CUDA for ONNX when available.",
 )
+@click.option(
+    "--tfjs-backend",
+    type=click.Choice(TFJS_BACKENDS),
+    default=None,
+    help="Where a TF.js artifact runs: node (default: Node.js, WebAssembly) or headless Chromium on webgl, "
+    "webgl-f16 (float16 textures, as many phones; judged at fp16 bounds), wasm or cpu.",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full report here.")
 @click.option(
     "--localize",
@@ -65,6 +72,7 @@ def main(
     ratios: tuple,
     batch: int,
     device: Optional[str],
+    tfjs_backend: Optional[str],
     json_path: Optional[str],
     localize: bool,
     plot_path: Optional[str],
@@ -79,7 +87,9 @@ def main(
             click.echo("rvm-verify: error: --plot needs matplotlib: pip install 'rvm-export[plot]'", err=True)
             sys.exit(2)
     try:
-        report = verify_artifact(artifact, checkpoint, frames, sizes, ratios, batch, device, localize)
+        report = verify_artifact(
+            artifact, checkpoint, frames, sizes, ratios, batch, device, localize=localize, tfjs_backend=tfjs_backend
+        )
     except (RunnerError, CheckpointError) as exc:
         click.echo(f"rvm-verify: error: {exc}", err=True)
         sys.exit(2)

@@ -43,9 +43,23 @@ def artifact_kind(path: str | Path) -> str:
     )
 
 
-def open_runner(path: str | Path, device: Optional[str] = None) -> Runner:
-    """The runner for the artifact at ``path``, on ``device`` ("cpu", "cuda"; None: the runner's default)."""
+TFJS_BACKENDS = ("node", "webgl", "webgl-f16", "wasm", "cpu")  # node: Node.js, WebAssembly; the rest: Chromium
+
+
+def open_runner(path: str | Path, device: Optional[str] = None, tfjs_backend: Optional[str] = None) -> Runner:
+    """The runner for the artifact at ``path``, on ``device`` ("cpu", "cuda"; None: the runner's default).
+    ``tfjs_backend`` picks where a TF.js artifact runs: in Node.js (None, "node") or in headless
+    Chromium on one of TF.js's browser backends."""
     kind = artifact_kind(path)
+    if tfjs_backend is not None:
+        if kind != "tfjs":
+            raise RunnerError(f"--tfjs-backend applies to TF.js artifacts only; {path} is a {kind} artifact")
+        if tfjs_backend not in TFJS_BACKENDS:
+            raise RunnerError(f"unknown TF.js backend {tfjs_backend!r}; choose one of {', '.join(TFJS_BACKENDS)}")
+        if tfjs_backend != "node":
+            from .tfjs_browser import BrowserTfjsRunner
+
+            return BrowserTfjsRunner.on_device(Path(path), device, tfjs_backend)
     if kind not in RUNNERS:
         raise RunnerError(f"no runner for {kind} artifacts is installed in this version")
     module_name, class_name = RUNNERS[kind].split(":")
@@ -58,4 +72,4 @@ def open_runner(path: str | Path, device: Optional[str] = None) -> Runner:
     return getattr(module, class_name).on_device(Path(path), device)
 
 
-__all__ = ["RUNNERS", "Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]
+__all__ = ["RUNNERS", "TFJS_BACKENDS", "Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]

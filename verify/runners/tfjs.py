@@ -39,6 +39,16 @@ def read_model_json(path: Path) -> dict:
     return content
 
 
+def weights_manifest_facts(path: Path) -> ArtifactFacts:
+    """Precision from the weights manifest: a quantized weight counts as its stored integer type."""
+    dtypes = []
+    for group in read_model_json(path).get("weightsManifest", []):
+        for weight in group.get("weights", []):
+            if int(np.prod(weight.get("shape", []))) >= LARGE_TENSOR:
+                dtypes.append(weight.get("quantization", {}).get("dtype", weight.get("dtype", "float32")))
+    return precision_of(dtypes, "weightsManifest")
+
+
 class TfjsRunner(Runner):
     kind = "tfjs"
 
@@ -62,6 +72,7 @@ class TfjsRunner(Runner):
             self.close()
             raise RunnerError(f"TF.js could not load {self.path}: {ready['error']}")
         self.backend = ready.get("backend", backend)
+        self.tfjs_version = ready.get("tfjs", "?")
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
@@ -69,13 +80,10 @@ class TfjsRunner(Runner):
         return ArtifactMetadata.from_json(json.dumps(meta)) if meta else None
 
     def facts(self) -> ArtifactFacts:
-        """Precision from the weights manifest: a quantized weight counts as its stored integer type."""
-        dtypes = []
-        for group in read_model_json(self.path).get("weightsManifest", []):
-            for weight in group.get("weights", []):
-                if int(np.prod(weight.get("shape", []))) >= LARGE_TENSOR:
-                    dtypes.append(weight.get("quantization", {}).get("dtype", weight.get("dtype", "float32")))
-        return precision_of(dtypes, "weightsManifest")
+        return weights_manifest_facts(self.path)
+
+    def describe(self) -> str:
+        return f"TF.js {self.tfjs_version} in Node.js, backend {self.backend}"
 
     def initial_state(self, batch: int) -> List[np.ndarray]:
         return [np.zeros((), np.float32)] * 4
