@@ -1,10 +1,11 @@
 """``rvm-verify ARTIFACT``: exit 0 on parity, 1 on a parity failure, 2 on bad input."""
 
 import sys
-from typing import Optional, Tuple
+from typing import NoReturn, Optional, Tuple
 
 import click
 
+from contract.files import os_reason, unwritable_reason
 from model import CheckpointError
 
 from .api import verify_artifact
@@ -44,7 +45,7 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
     default=None,
     help="Where the artifact runs (TorchScript, ONNX); default: CPU, or CUDA for ONNX when available.",
 )
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full report here.")
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Write the full report here.")
 def main(
     artifact: str,
     checkpoint: Optional[str],
@@ -55,13 +56,26 @@ def main(
     device: Optional[str],
     json_path: Optional[str],
 ) -> None:
-    """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence."""
+    """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence.
+
+    The checkpoint is the one recorded in the artifact's metadata unless --checkpoint is given."""
+    problem = unwritable_reason(json_path) if json_path else None  # before minutes of verification
+    if problem:
+        fail(f"{problem}; choose another --json path")
     try:
         report = verify_artifact(artifact, checkpoint, frames, sizes, ratios, batch, device)
     except (RunnerError, CheckpointError) as exc:
-        click.echo(f"rvm-verify: error: {exc}", err=True)
-        sys.exit(2)
+        fail(str(exc))
     click.echo(report.table())
     if json_path:
-        report.write_json(json_path)
+        try:
+            report.write_json(json_path)
+        except OSError as exc:
+            fail(f"writing the report {json_path} failed ({os_reason(exc)}); choose another --json path")
     sys.exit(0 if report.passed else 1)
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit code 2."""
+    click.echo(f"rvm-verify: error: {message}", err=True)
+    sys.exit(2)
