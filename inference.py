@@ -44,7 +44,12 @@ QUEUE_DEPTH = 3  # chunks in flight between each pair of stages
 # x264 preset of video outputs: "medium" (x264's default) costs ~45 ms per 720p frame and output, as much as
 # the model on 2 CPU cores for three outputs; see benchmarks/convert_speed.py and the README for the choice.
 DEFAULT_PRESET = "veryfast"
-ENCODER_THREADS = 0  # FFmpeg threads per encoder (0: automatic)
+# Thread plan when the model runs on a CPU (on a GPU the cores are the encoders': FFmpeg picks), where the model's OpenMP threads already use every core: each output gets one encoding
+# thread (x264 single-threaded inside it: several outputs already encode in parallel), and those threads run at
+# a lower priority (nice +ENCODER_NICE, Linux), so they fill the cores' idle moments instead of preempting a
+# PyTorch worker, which stalls the whole parallel op. Their queues absorb the delay.
+ENCODER_THREADS = 1  # FFmpeg threads per encoder (0: FFmpeg's automatic count)
+ENCODER_NICE = 10
 
 
 @dataclass
@@ -145,14 +150,16 @@ def _in_background(items: Iterable[Any], depth: int = QUEUE_DEPTH) -> Iterator[A
 class _Sink:
     """One output written by its own thread from a bounded queue; errors surface in put()/finish()."""
 
-    def __init__(self, writer: VideoWriter | ImageSequenceWriter, depth: int = QUEUE_DEPTH) -> None:
+    def __init__(self, writer: VideoWriter | ImageSequenceWriter, depth: int = QUEUE_DEPTH, nice: int = 0) -> None:
         self.writer = writer
+        self.nice = nice
         self._queue: queue.Queue[Any] = queue.Queue(depth)
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name=f"rvm-write-{writer.path.name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        _lower_priority(self.nice)
         while True:
             item = self._queue.get()
             if item is _END:
@@ -190,6 +197,18 @@ class _Sink:
         self._queue.put(_END)
         self._thread.join()
         self.writer.abort()
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's scheduling priority by ``nice`` (Linux: priorities are per thread, and threads it
+    starts, such as FFmpeg's, inherit it). Elsewhere, or when refused, nothing changes."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:
+        pass
 
 
 def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -235,6 +254,7 @@ def _open_writers(
     mbps: float,
     preset: Optional[str] = None,
     crf: Optional[float] = None,
+    threads: int = 0,
 ) -> Dict[str, VideoWriter | ImageSequenceWriter]:
     writers: Dict[str, VideoWriter | ImageSequenceWriter] = {}
     try:
@@ -243,7 +263,7 @@ def _open_writers(
                 continue
             if output_type == "video":
                 bit_rate = int(mbps * 1_000_000)
-                writers[name] = VideoWriter(path, frame_rate, bit_rate, preset=preset, crf=crf, threads=ENCODER_THREADS)
+                writers[name] = VideoWriter(path, frame_rate, bit_rate, preset=preset, crf=crf, threads=threads)
             else:
                 writers[name] = ImageSequenceWriter(path, "png")
     except BaseException:
@@ -347,10 +367,17 @@ def convert_video(
     inputs = Path(input_source).resolve()
     if any(Path(p).resolve() == inputs for p in outputs.values() if p):
         raise InferenceError(f"an output path is the input {input_source}; write the outputs elsewhere")
+    on_cpu = backend.device.type == "cpu"
     writers = _open_writers(
-        outputs, output_type, source.frame_rate, output_video_mbps or 1.0, output_video_preset, output_video_crf
+        outputs,
+        output_type,
+        source.frame_rate,
+        output_video_mbps or 1.0,
+        output_video_preset,
+        output_video_crf,
+        threads=ENCODER_THREADS if on_cpu else 0,
     )
-    sinks = {name: _Sink(writer) for name, writer in writers.items()}
+    sinks = {name: _Sink(writer, nice=ENCODER_NICE if on_cpu else 0) for name, writer in writers.items()}
     start = time.perf_counter()
     try:
         frames, ratio = _run(backend, source, sinks, output_type, downsample_ratio, seq_chunk, num_workers, progress)

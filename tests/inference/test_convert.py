@@ -1,5 +1,8 @@
 """convert_video end to end on real data with the real weights."""
 
+import os
+import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -156,3 +159,22 @@ def test_crf_replaces_the_bit_rate(real_model, clip: Path, tmp_path: Path) -> No
     with pytest.raises(InferenceError, match="unknown x264 preset 'quick'"):
         convert_video(real_model, str(clip), output_alpha=str(tmp_path / "x.mp4"), output_video_preset="quick")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.mp4"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities are per thread on Linux")
+def test_encoder_threads_run_below_the_model() -> None:
+    """_lower_priority lowers only the calling thread (the model's threads keep theirs)."""
+    from inference import _lower_priority
+
+    seen = {}
+
+    def worker() -> None:
+        _lower_priority(3)
+        seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen["worker"] == min(19, before + 3)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
