@@ -12,12 +12,16 @@ plus the quality each x264 preset costs.
 - "convert_video <preset>": the pipelined converter with that x264 preset at the default bit rate.
 
 All methods run interleaved (one of each per round, ``--repeat`` rounds) and the table shows medians,
-because the machine may be shared. Every run writes the same three H.264 outputs (composition, alpha,
+because the machine may be shared. On a loaded machine wall time follows the share of the cores each run
+got, so the table also shows the CPU time each method spent (all threads): "cpu vs model" is the model's
+CPU time over the method's, which is the wall-time ratio on an otherwise idle machine if the pipeline keeps
+the cores as busy as the model alone does (a lower bound when its extra threads fill the model's idle moments). Every run writes the same three H.264 outputs (composition, alpha,
 foreground) at 1 Mbit/s. Quality: PSNR (dB) of each preset's composition against a lossless (CRF 0)
 encode of the same composition, over all frames.
 """
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -104,6 +108,12 @@ def convert(model, clip: Path, out: Path, ratio: float, seq_chunk: int, spec: st
     )  # fmt: skip
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process, all threads (FFmpeg's and OpenMP's included), user + system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def psnr(a: Path, b: Path) -> float:
     """PSNR (dB) over all frames and channels of two videos of the same size."""
     squared, count = 0.0, 0
@@ -157,12 +167,18 @@ def main() -> None:
             methods[f"convert_video {preset}"] = lambda p=preset: convert(model, clip, tmp, ratio, args.seq_chunk, p)
         model_alone(model, chunks[:1], ratio, args.device, dtype)  # warm-up (allocator, cuDNN autotuning)
         seconds: Dict[str, List[float]] = {name: [] for name in methods}
+        cpu: Dict[str, List[float]] = {name: [] for name in methods}
         for round_ in range(args.repeat):
             for name, run in methods.items():
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), cpu_seconds()
                 run()
                 seconds[name].append(time.perf_counter() - start)
-                print(f"round {round_ + 1}: {name} {seconds[name][-1]:.2f} s", file=sys.stderr, flush=True)
+                cpu[name].append(cpu_seconds() - cpu_start)
+                print(
+                    f"round {round_ + 1}: {name} {seconds[name][-1]:.2f} s, cpu {cpu[name][-1]:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
         convert(model, clip, tmp, ratio, args.seq_chunk, "medium", crf=0)  # lossless reference
         files = {p: tmp / f"com_{p.replace('/', '_')}.mp4" for p in presets}
         quality = {p: psnr(f, tmp / "com_crf0.mp4") for p, f in files.items()}
@@ -173,13 +189,19 @@ def main() -> None:
         f"\n{args.width}x{args.height}, {args.frames} frames, ratio {ratio:g}, seq_chunk {args.seq_chunk}, "
         f"{args.dtype} on {device_name}; 3 H.264 outputs at {MBPS:g} Mbit/s; median of {args.repeat} interleaved rounds"
     )
-    print(f"{'method':<28}{'seconds':>9}{'fps':>8}{'vs model':>10}{'com PSNR dB':>13}{'com KB':>8}")
-    base = statistics.median(seconds["model alone"])
+    print(
+        f"{'method':<28}{'seconds':>9}{'fps':>8}{'vs model':>10}{'cpu s':>8}{'cpu vs model':>14}"
+        f"{'com PSNR dB':>13}{'com KB':>8}"
+    )
+    base, base_cpu = statistics.median(seconds["model alone"]), statistics.median(cpu["model alone"])
     for name, runs in seconds.items():
-        median = statistics.median(runs)
+        median, median_cpu = statistics.median(runs), statistics.median(cpu[name])
         preset = name.removeprefix("convert_video ") if name.startswith("convert_video") else None
         extra = f"{quality[preset]:>13.2f}{sizes[preset] / 1024:>8.0f}" if preset else ""
-        print(f"{name:<28}{median:>9.2f}{args.frames / median:>8.2f}{base / median:>10.2f}{extra}")
+        print(
+            f"{name:<28}{median:>9.2f}{args.frames / median:>8.2f}{base / median:>10.2f}"
+            f"{median_cpu:>8.1f}{base_cpu / median_cpu:>14.2f}{extra}"
+        )
     print("all rounds (s): " + "; ".join(f"{n}: {', '.join(f'{s:.2f}' for s in r)}" for n, r in seconds.items()))
 
 
