@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from contract import OUTPUT_NAMES, ArtifactMetadata
+from contract.files import write_atomic
 
 from .compare import Failure
 from .drift import BLOCK, Drift, drifts
@@ -86,7 +87,8 @@ class Report:
         }
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        """Write the report atomically (all or nothing); raises OSError."""
+        write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
 
     def header(self) -> List[str]:
         m = self.metadata

@@ -90,7 +90,7 @@ def test_uint8_error_of_float_weights_is_caught_and_uint16_passes(off_grid_check
 
 def test_deep_guided_filter_runs_in_tfjs(tmp_path):
     """Seeded weights (no trained deep-guided-filter weights exist here); the refiner path at ratio < 1."""
-    out = export(tmp_path, "dgf_tfjs", "--variant", "mobilenetv3", "--refiner", "deep_guided_filter")
+    out = export(tmp_path, "dgf_tfjs", "--variant", "mobilenetv3", "--refiner", "deep_guided_filter", "--seed", "0")
     report = verify_artifact(out, frames=2, sizes=[(64, 48)], ratios=[0.5])
     assert report.passed, report.table()
 

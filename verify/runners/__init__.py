@@ -5,6 +5,8 @@ import importlib
 from pathlib import Path
 from typing import Optional
 
+from contract import extras
+
 from .base import Outputs, Runner, RunnerError
 
 # kind -> "module:Class"
@@ -64,11 +66,13 @@ def open_runner(path: str | Path, device: Optional[str] = None, tfjs_backend: Op
         raise RunnerError(f"no runner for {kind} artifacts is installed in this version")
     module_name, class_name = RUNNERS[kind].split(":")
     try:
+        extras.require("runner", kind)  # also the modules a runner imports only later
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise RunnerError(
-            f"the {kind} runner needs a missing package ({exc.name}); install the project's '{kind}' extra"
-        )
+        text = extras.explain("runner", kind, exc)
+        if text is None:
+            raise
+        raise RunnerError(text)
     return getattr(module, class_name).on_device(Path(path), device)
 
 
