@@ -9,9 +9,9 @@ CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=
 ONLY ?=
 
-.PHONY: setup test export-all lint bench clean
+.PHONY: setup test export-all lint bench clean chromium
 
-setup: $(VENV)/.installed $(NODE_RUNNER)/node_modules/.installed
+setup: $(VENV)/.installed $(NODE_RUNNER)/node_modules/.installed chromium
 
 # Re-runs only when the dependency files change (idempotent).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -23,6 +23,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 $(NODE_RUNNER)/node_modules/.installed: $(NODE_RUNNER)/package-lock.json
 	cd $(NODE_RUNNER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Debian's Chromium for the browser TF.js runner and the web demo's test (installed only if missing; needs root).
+chromium:
+	tools/install_chromium.sh
 
 test: setup
 	$(PY) -m pytest

@@ -18,14 +18,17 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, NoReturn, Optional, Tuple
 
 import click
 import numpy as np
 import torch
 
+from contract import extras
+from contract.files import os_reason
 from inference_backends import Backend, make_backend
 from inference_utils import (
+    X264_PRESETS,
     ImageSequenceReader,
     ImageSequenceWriter,
     InferenceError,
@@ -38,6 +41,15 @@ GREEN = (120, 255, 155)  # composition background, RGB
 OUTPUT_TYPES = ("video", "png_sequence")
 AUTO_RATIO_SIDE = 512  # automatic downsample: the largest side of the downsampled frame ~512 px
 QUEUE_DEPTH = 3  # chunks in flight between each pair of stages
+# x264 preset of video outputs: "medium" (x264's default) costs ~45 ms per 720p frame and output, as much as
+# the model on 2 CPU cores for three outputs; see benchmarks/convert_speed.py and the README for the choice.
+DEFAULT_PRESET = "veryfast"
+# Thread plan when the model runs on a CPU (on a GPU the cores are the encoders': FFmpeg picks), where the model's OpenMP threads already use every core: each output gets one encoding
+# thread (x264 single-threaded inside it: several outputs already encode in parallel), and those threads run at
+# a lower priority (nice +ENCODER_NICE, Linux), so they fill the cores' idle moments instead of preempting a
+# PyTorch worker, which stalls the whole parallel op. Their queues absorb the delay.
+ENCODER_THREADS = 1  # FFmpeg threads per encoder (0: FFmpeg's automatic count)
+ENCODER_NICE = 10
 
 
 @dataclass
@@ -138,14 +150,16 @@ def _in_background(items: Iterable[Any], depth: int = QUEUE_DEPTH) -> Iterator[A
 class _Sink:
     """One output written by its own thread from a bounded queue; errors surface in put()/finish()."""
 
-    def __init__(self, writer: VideoWriter | ImageSequenceWriter, depth: int = QUEUE_DEPTH) -> None:
+    def __init__(self, writer: VideoWriter | ImageSequenceWriter, depth: int = QUEUE_DEPTH, nice: int = 0) -> None:
         self.writer = writer
+        self.nice = nice
         self._queue: queue.Queue[Any] = queue.Queue(depth)
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name=f"rvm-write-{writer.path.name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        _lower_priority(self.nice)
         while True:
             item = self._queue.get()
             if item is _END:
@@ -156,9 +170,16 @@ class _Sink:
                 except BaseException as exc:
                     self._error = exc
 
+    def _raise(self, exc: BaseException) -> NoReturn:
+        if isinstance(exc, OSError):  # disk full, file system gone read-only, ...: the user's to fix
+            raise InferenceError(
+                f"writing {self.writer.path} failed ({os_reason(exc)}); free some space or choose another output path"
+            ) from exc
+        raise exc
+
     def put(self, frames: np.ndarray) -> None:
         if self._error is not None:
-            raise self._error
+            self._raise(self._error)
         self._queue.put(frames)
 
     def finish(self) -> None:
@@ -166,13 +187,28 @@ class _Sink:
         self._queue.put(_END)
         self._thread.join()
         if self._error is not None:
-            raise self._error
-        self.writer.close()
+            self._raise(self._error)
+        try:
+            self.writer.close()
+        except OSError as exc:
+            self._raise(exc)
 
     def abort(self) -> None:
         self._queue.put(_END)
         self._thread.join()
         self.writer.abort()
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's scheduling priority by ``nice`` (Linux: priorities are per thread, and threads it
+    starts, such as FFmpeg's, inherit it). Elsewhere, or when refused, nothing changes."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:
+        pass
 
 
 def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -212,7 +248,13 @@ def _renderers(output_type: str, device: torch.device) -> Dict[str, Callable[[to
 
 
 def _open_writers(
-    outputs: Dict[str, Optional[str]], output_type: str, frame_rate: Fraction, mbps: float
+    outputs: Dict[str, Optional[str]],
+    output_type: str,
+    frame_rate: Fraction,
+    mbps: float,
+    preset: Optional[str] = None,
+    crf: Optional[float] = None,
+    threads: int = 0,
 ) -> Dict[str, VideoWriter | ImageSequenceWriter]:
     writers: Dict[str, VideoWriter | ImageSequenceWriter] = {}
     try:
@@ -220,7 +262,8 @@ def _open_writers(
             if not path:
                 continue
             if output_type == "video":
-                writers[name] = VideoWriter(path, frame_rate=frame_rate, bit_rate=int(mbps * 1_000_000))
+                bit_rate = int(mbps * 1_000_000)
+                writers[name] = VideoWriter(path, frame_rate, bit_rate, preset=preset, crf=crf, threads=threads)
             else:
                 writers[name] = ImageSequenceWriter(path, "png")
     except BaseException:
@@ -288,6 +331,9 @@ def convert_video(
     progress: bool = True,
     device: Optional[str | torch.device] = None,
     dtype: Optional[torch.dtype] = None,
+    *,
+    output_video_preset: Optional[str] = DEFAULT_PRESET,
+    output_video_crf: Optional[float] = None,
 ) -> ConversionResult:
     """Matte ``input_source`` (a video file or a folder of images) and write the requested outputs.
 
@@ -297,11 +343,22 @@ def convert_video(
     frame rate (30 fps for images); ``'png_sequence'`` writes folders of numbered PNGs (composition
     as RGBA). ``downsample_ratio=None`` picks one so the downsampled frame's largest side is ~512 px.
     Outputs appear only when the whole conversion succeeded; errors are :class:`InferenceError`.
+
+    Video outputs are H.264 at ``output_video_mbps`` (default 1) with x264's ``output_video_preset``
+    (default ``DEFAULT_PRESET``, chosen so that encoding keeps up with the model on a CPU: see the
+    README for its speed and quality cost; None: x264's own default, medium), or at constant quality
+    ``output_video_crf`` (0 lossless .. 51) instead of a bit rate.
     """
     outputs = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
     _check_arguments(downsample_ratio, output_type, outputs, output_video_mbps, seq_chunk, num_workers)
-    if output_video_mbps is not None and output_type != "video":
-        raise InferenceError("output_video_mbps only applies to output_type='video'")
+    for name, value in (
+        ("output_video_mbps", output_video_mbps),
+        ("output_video_crf", output_video_crf),
+    ):
+        if value is not None and output_type != "video":
+            raise InferenceError(f"{name} only applies to output_type='video'")
+    if output_video_mbps is not None and output_video_crf is not None:
+        raise InferenceError("pass output_video_mbps (a bit rate) or output_video_crf (a quality), not both")
     source = open_reader(input_source, resize=input_resize)  # bad input fails before a model is loaded
     backend = make_backend(model, device, dtype)
     fitted_resize, downsample_ratio = _fit_fixed_case(backend, input_resize, downsample_ratio)
@@ -310,8 +367,17 @@ def convert_video(
     inputs = Path(input_source).resolve()
     if any(Path(p).resolve() == inputs for p in outputs.values() if p):
         raise InferenceError(f"an output path is the input {input_source}; write the outputs elsewhere")
-    writers = _open_writers(outputs, output_type, source.frame_rate, output_video_mbps or 1.0)
-    sinks = {name: _Sink(writer) for name, writer in writers.items()}
+    on_cpu = backend.device.type == "cpu"
+    writers = _open_writers(
+        outputs,
+        output_type,
+        source.frame_rate,
+        output_video_mbps or 1.0,
+        output_video_preset,
+        output_video_crf,
+        threads=ENCODER_THREADS if on_cpu else 0,
+    )
+    sinks = {name: _Sink(writer, nice=ENCODER_NICE if on_cpu else 0) for name, writer in writers.items()}
     start = time.perf_counter()
     try:
         frames, ratio = _run(backend, source, sinks, output_type, downsample_ratio, seq_chunk, num_workers, progress)
@@ -380,6 +446,19 @@ def _load_model(
 @click.option("--output-alpha", default=None)
 @click.option("--output-foreground", default=None)
 @click.option("--output-video-mbps", type=float, default=None, help="Bit rate of video outputs [default: 1].")
+@click.option(
+    "--output-video-preset",
+    type=click.Choice(X264_PRESETS),
+    default=DEFAULT_PRESET,
+    show_default=True,
+    help="x264 preset of video outputs: slower presets compress better at the same bit rate (see README).",
+)
+@click.option(
+    "--output-video-crf",
+    type=click.FloatRange(0, 51),
+    default=None,
+    help="Constant quality (0 lossless, 23 x264's default) instead of --output-video-mbps.",
+)
 @click.option("--seq-chunk", type=int, default=1, show_default=True, help="Frames per forward pass.")
 @click.option(
     "--num-workers", type=int, default=0, show_default=True, help="Image reader threads (image folders only)."
@@ -400,6 +479,8 @@ def main(
     output_alpha: Optional[str],
     output_foreground: Optional[str],
     output_video_mbps: Optional[float],
+    output_video_preset: str,
+    output_video_crf: Optional[float],
     seq_chunk: int,
     num_workers: int,
     disable_progress: bool,
@@ -408,6 +489,7 @@ def main(
     from model import CheckpointError
 
     try:
+        extras.require("rvm-convert")
         model = _load_model(checkpoint, artifact, variant, refiner, device, dtype)
         result = convert_video(
             model,
@@ -419,12 +501,20 @@ def main(
             output_alpha=output_alpha,
             output_foreground=output_foreground,
             output_video_mbps=output_video_mbps,
+            output_video_preset=output_video_preset,
+            output_video_crf=output_video_crf,
             seq_chunk=seq_chunk,
             num_workers=num_workers,
             progress=not disable_progress,
         )
     except (InferenceError, CheckpointError) as exc:
         click.echo(f"rvm-convert: error: {exc}", err=True)
+        sys.exit(2)
+    except ImportError as exc:  # an optional package: PyAV, or an artifact's runtime
+        text = extras.explain("rvm-convert", "", exc)
+        if text is None:
+            raise
+        click.echo(f"rvm-convert: error: {text}", err=True)
         sys.exit(2)
     click.echo(
         f"converted {result.frames} frames ({result.width}x{result.height} @ {float(result.frame_rate):g} fps, "

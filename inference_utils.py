@@ -26,6 +26,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from contract.files import unwritable_reason
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")  # containers that take H.264
 DEFAULT_IMAGE_FRAME_RATE = Fraction(30)
@@ -82,20 +84,14 @@ class _PendingPath:
 def check_writable(path: str | os.PathLike, is_dir: bool) -> None:
     """Raise InferenceError unless ``path`` can be written (a file, or an image-sequence folder)."""
     path = Path(path)
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InferenceError(
-            f"cannot create the folder {parent} for {path}: {exc.strerror}; choose another output path"
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InferenceError(f"cannot write to {parent} (permission denied); choose another output path")
     if not is_dir and path.is_dir():
         raise InferenceError(f"{path} is a folder; give a video file name such as out.mp4")
+    if is_dir and path.exists() and not path.is_dir():
+        raise InferenceError(f"{path} is a file; an image-sequence output needs a folder path")
+    problem = unwritable_reason(path, folder=is_dir)
+    if problem is not None:
+        raise InferenceError(f"{problem}; choose another output path")
     if is_dir and path.exists():
-        if not path.is_dir():
-            raise InferenceError(f"{path} is a file; an image-sequence output needs a folder path")
         foreign = [p.name for p in path.iterdir() if not re.fullmatch(r"\d+\.(png|jpg)", p.name)]
         if foreign:
             raise InferenceError(
@@ -215,13 +211,27 @@ class VideoReader(Dataset):
         return state
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 class _Encoder:
     """The PyAV side of a VideoWriter; kept apart so a weakref finalizer can close it."""
 
-    def __init__(self, pending: _PendingPath, frame_rate: Fraction, bit_rate: int) -> None:
+    def __init__(
+        self,
+        pending: _PendingPath,
+        frame_rate: Fraction,
+        bit_rate: int,
+        preset: Optional[str] = None,
+        crf: Optional[float] = None,
+        threads: int = 0,
+    ) -> None:
         self.pending = pending
         self.frame_rate = frame_rate
         self.bit_rate = bit_rate
+        self.preset = preset
+        self.crf = crf
+        self.threads = threads
         self.container: Any = None
         self.stream: Any = None
         self.frames = 0
@@ -238,7 +248,15 @@ class _Encoder:
             stream.codec_context.color_range = 2  # AVCOL_RANGE_JPEG
         else:
             stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        stream.bit_rate = self.bit_rate
+        options = {}
+        if self.preset is not None:
+            options["preset"] = self.preset
+        if self.crf is not None:
+            options["crf"] = f"{self.crf:g}"  # constant quality: the bit rate is not used
+        else:
+            stream.bit_rate = self.bit_rate
+        stream.codec_context.options = options
+        stream.codec_context.thread_count = self.threads  # 0: FFmpeg's automatic count
         self.stream = stream
         self.channels = channels
 
@@ -302,7 +320,16 @@ class VideoWriter(_AtomicWriter):
     file and renames it into place; an exception inside ``with`` discards it. A writer dropped
     without ``close()`` (as in the RVM docs' example) is finished when garbage-collected."""
 
-    def __init__(self, path: str | os.PathLike, frame_rate: float | Fraction = 30, bit_rate: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        frame_rate: float | Fraction = 30,
+        bit_rate: int = 1_000_000,
+        *,
+        preset: Optional[str] = None,
+        crf: Optional[float] = None,
+        threads: int = 0,
+    ) -> None:
         path = Path(path)
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InferenceError(f"cannot write H.264 video to {path.name}; use one of {', '.join(VIDEO_SUFFIXES)}")
@@ -311,8 +338,14 @@ class VideoWriter(_AtomicWriter):
             raise InferenceError(f"frame_rate must be positive, got {frame_rate}")
         if bit_rate <= 0:
             raise InferenceError(f"bit_rate must be positive, got {bit_rate}")
+        if preset is not None and preset not in X264_PRESETS:
+            raise InferenceError(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
+        if crf is not None and not 0 <= crf <= 51:
+            raise InferenceError(f"crf must be in 0..51 (0 is lossless, 23 x264's default), got {crf}")
+        if not isinstance(threads, int) or threads < 0:
+            raise InferenceError(f"threads must be an integer >= 0 (0: automatic), got {threads}")
         self.path = path
-        self._encoder = _Encoder(_PendingPath(path, is_dir=False), rate, int(bit_rate))
+        self._encoder = _Encoder(_PendingPath(path, is_dir=False), rate, int(bit_rate), preset, crf, threads)
         self._finish_with(self._encoder.finish)
 
     @property

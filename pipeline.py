@@ -19,18 +19,11 @@ from typing import Dict, List, Optional
 import click
 
 from contract import tool_versions
+from export import naming
+from export.checkpoints import DEFAULT_CHECKPOINTS, find_checkpoint
 from model import CheckpointError, infer_architecture, read_state_dict
 
 REPO = Path(__file__).resolve().parent
-# Where a checkpoint is looked for when none is given: the official file names under checkpoints/,
-# then the real weights kept beside the repository for tests.
-DEFAULT_CHECKPOINTS = {
-    "mobilenetv3": [
-        REPO / "checkpoints" / "rvm_mobilenetv3.pth",
-        REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth",
-    ],
-    "resnet50": [REPO / "checkpoints" / "rvm_resnet50.pth"],
-}
 
 
 @dataclass
@@ -45,9 +38,9 @@ def torchscript_jobs(variant: str) -> List[Job]:
     jobs = []
     for precision in ("fp32", "fp16"):
         for frozen in (False, True):
-            suffix = "_frozen" if frozen else ""
             options = ["--precision", precision, "--freeze" if frozen else "--no-freeze"]
-            jobs.append(Job(f"rvm_{variant}_{precision}{suffix}.torchscript", "torchscript", variant, options))
+            name = naming.torchscript_name(variant, precision, frozen)
+            jobs.append(Job(name, "torchscript", variant, options))
     return jobs
 
 
@@ -62,8 +55,8 @@ def coreml_jobs(variant: str) -> List[Job]:
     jobs = []
     for width, height, ratio in COREML_RELEASE:
         for precision in ("fp16", "int8"):
-            for fmt, suffix in (("neuralnetwork", ".mlmodel"), ("mlprogram", ".mlpackage")):
-                name = f"rvm_{variant}_{width}x{height}_s{ratio:g}_{precision}{suffix}"
+            for fmt in ("neuralnetwork", "mlprogram"):
+                name = naming.coreml_name(variant, width, height, ratio, precision, fmt)
                 options = ["--resolution", str(width), str(height), "--downsample-ratio", str(ratio)]
                 jobs.append(Job(name, "coreml", variant, options + ["--precision", precision, "--format", fmt]))
     return jobs
@@ -72,14 +65,16 @@ def coreml_jobs(variant: str) -> List[Job]:
 def onnx_jobs(variant: str) -> List[Job]:
     """Dynamic-shape ONNX at the default opset, fp32 and fp16, runtime FP32 downsample_ratio."""
     return [
-        Job(f"rvm_{variant}_{precision}.onnx", "onnx", variant, ["--precision", precision, "--opset", "12"])
+        Job(
+            naming.onnx_name(variant, precision, opset=12), "onnx", variant, ["--precision", precision, "--opset", "12"]
+        )
         for precision in ("fp32", "fp16")
     ]
 
 
 def tensorflow_jobs(variant: str) -> List[Job]:
     """Channels-last SavedModel folder with a serving_default signature."""
-    return [Job(f"rvm_{variant}_tf", "tensorflow", variant, [])]
+    return [Job(naming.tensorflow_name(variant), "tensorflow", variant, [])]
 
 
 def tfjs_jobs(variant: str) -> List[Job]:
@@ -88,9 +83,8 @@ def tfjs_jobs(variant: str) -> List[Job]:
     if variant != "mobilenetv3":
         return []
     return [
-        Job(f"rvm_{variant}_tfjs", "tfjs", variant, ["--quantize", "none"]),
-        Job(f"rvm_{variant}_uint8_tfjs", "tfjs", variant, ["--quantize", "uint8"]),
-        Job(f"rvm_{variant}_uint16_tfjs", "tfjs", variant, ["--quantize", "uint16"]),
+        Job(naming.tfjs_name(variant, quantize), "tfjs", variant, ["--quantize", quantize])
+        for quantize in ("none", "uint8", "uint16")
     ]
 
 
@@ -111,9 +105,9 @@ def find_checkpoints(checkpoint: Optional[str], resnet50_checkpoint: Optional[st
         if given:
             variant, _ = infer_architecture(read_state_dict(given))
             found[variant] = Path(given)
-    for variant, candidates in DEFAULT_CHECKPOINTS.items():
+    for variant in DEFAULT_CHECKPOINTS:
         if variant not in found:
-            found[variant] = next((c for c in candidates if c.is_file()), None)
+            found[variant] = find_checkpoint(variant)
     return found
 
 
@@ -135,7 +129,8 @@ def run_job(job: Job, checkpoint: Optional[Path], out: Path) -> dict:
 
     path = out / job.name
     args = [job.target, "--output", str(path), *job.options]
-    args += ["--checkpoint", str(checkpoint)] if checkpoint else ["--variant", job.variant]
+    # No checkpoint for a variant: its artifacts are labelled random weights (rvm-export needs --seed for that).
+    args += ["--checkpoint", str(checkpoint)] if checkpoint else ["--variant", job.variant, "--seed", "0"]
     entry: dict = {
         "name": job.name,
         "target": job.target,

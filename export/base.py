@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from contract import ArtifactMetadata, tool_versions
+from contract.files import os_reason, unwritable_reason
 from model import MattingNetwork, half_precision, load_checkpoint, seeded_random_model, sha256_file
 
 PRECISIONS = ("fp32", "fp16")
@@ -77,25 +78,22 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def is_writable(folder: Path) -> bool:
-    return os.access(folder, os.W_OK)
-
-
 @contextlib.contextmanager
-def atomic_output(output: str | Path) -> Iterator[Path]:
+def atomic_output(output: str | Path, folder: Optional[bool] = None) -> Iterator[Path]:
     """Yield a temporary path beside ``output`` (same suffix); move it into place only on success.
 
-    An interrupted or failed export leaves nothing that looks like a finished artifact.
-    Works for files and for directories (SavedModel, TF.js, .mlpackage)."""
+    An interrupted or failed export leaves nothing that looks like a finished artifact, and an OS
+    error while writing (permission, read-only filesystem, disk full) becomes an ExportError.
+    Works for files and for directories (SavedModel, TF.js, .mlpackage); ``folder`` says which the
+    artifact is, so a file artifact refuses an existing folder at ``output`` (None: either)."""
     output = Path(output)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"cannot create the output folder {output.parent}: {exc.strerror}; choose another --output")
-    if output.is_dir() and any(output.iterdir()) and not any((output / m).exists() for m in ARTIFACT_DIR_MARKERS):
-        raise ExportError(f"{output} is a non-empty folder that is not an artifact; choose another --output")
-    if not is_writable(output.parent):
-        raise ExportError(f"cannot write to {output.parent} (permission denied); choose another --output")
+    as_folder = output.is_dir() if folder is None else folder
+    problem = unwritable_reason(output, folder=as_folder)
+    if problem is None and as_folder and output.is_dir() and any(output.iterdir()):
+        if not any((output / m).exists() for m in ARTIFACT_DIR_MARKERS):
+            problem = f"{output} is a non-empty folder that is not an artifact"
+    if problem is not None:
+        raise ExportError(f"{problem}; choose another --output")
     tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
     _remove(tmp)
     try:
@@ -104,5 +102,22 @@ def atomic_output(output: str | Path) -> Iterator[Path]:
             raise ExportError(f"the exporter wrote nothing for {output}")
         _remove(output)
         os.replace(tmp, output)
+    except OSError as exc:
+        raise ExportError(f"writing {output} failed ({os_reason(exc)}); free some space or choose another --output")
+    except ExportError:
+        raise
+    except Exception as exc:
+        # Writers that wrap the OS error in their own exception (TensorFlow, coremltools): a full disk is
+        # still the user's to fix. Anything else is a bug and keeps its traceback.
+        if _nearly_full(output.parent):
+            raise ExportError(f"writing {output} failed: the disk is full ({type(exc).__name__}); free some space")
+        raise
     finally:
         _remove(tmp)
+
+
+def _nearly_full(folder: Path, margin: int = 16 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False

@@ -12,9 +12,10 @@ frontend was seen failing on size-derived ints with numpy 2.4. Two formats:
   format the documentation names; its compute precision is chosen by the device at run time.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -24,10 +25,12 @@ from contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
 from model import MattingNetwork
 
 from .base import ExportError, atomic_output
+from .naming import COREML_SUFFIXES
 
 FORMATS = ("mlprogram", "neuralnetwork")
 PRECISIONS = ("fp32", "fp16", "int8")
-SUFFIXES = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+SUFFIXES = COREML_SUFFIXES
+DEFAULT_FORMAT = "mlprogram"
 REFINER_PREFIX = "refiner__"  # fx node names of the refiner get this prefix, so its ops stay fp32
 COREML_PACKAGES = ("coremltools", "numpy")
 
@@ -216,6 +219,33 @@ def _describe(model: Any, metadata: ArtifactMetadata, case: Case) -> None:
     meta.update({f"version.{k}": v for k, v in metadata.tools.items()})
 
 
+def format_for(output: Optional[str | Path], fmt: Optional[str]) -> Tuple[str, Optional[Path]]:
+    """The format and output path, each defaulting from the other.
+
+    ``.mlmodel`` means neuralnetwork, ``.mlpackage`` mlprogram; a ``fmt`` contradicting the suffix is an
+    error; a name without either suffix gets the format's suffix (mlprogram when neither says)."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if output is None:
+        return fmt or DEFAULT_FORMAT, None
+    output = Path(output)
+    by_suffix = {suffix: name for name, suffix in SUFFIXES.items()}
+    implied = by_suffix.get(output.suffix)
+    if implied is None:
+        if re.fullmatch(r"\.[A-Za-z]+", output.suffix):  # another kind of file (e.g. .onnx), not a version like _s0.25
+            raise ExportError(
+                f"{output.name}: a CoreML model is saved as *.mlpackage (mlprogram) or *.mlmodel (neuralnetwork)"
+            )
+        fmt = fmt or DEFAULT_FORMAT
+        return fmt, output.with_name(output.name + SUFFIXES[fmt])
+    if fmt is not None and fmt != implied:
+        raise ExportError(
+            f"--format {fmt} contradicts {output.name} ({output.suffix} is the {implied} format); "
+            f"drop --format or name the output *{SUFFIXES[fmt]}"
+        )
+    return implied, output
+
+
 def export_coreml(
     model: MattingNetwork,
     output: str | Path,
@@ -237,9 +267,20 @@ def export_coreml(
     if fmt == "neuralnetwork":
         converted = _quantize_neuralnetwork(_image_outputs(converted, case), precision)
     _describe(converted, metadata, case)
-    with atomic_output(output) as tmp:
+    with atomic_output(output, folder=fmt == "mlprogram") as tmp:
         converted.save(str(tmp))
     return output
 
 
-__all__ = ["FORMATS", "PRECISIONS", "SUFFIXES", "Case", "CoreMLWrapper", "check_case", "export_coreml", "state_shapes"]
+__all__ = [
+    "DEFAULT_FORMAT",
+    "FORMATS",
+    "PRECISIONS",
+    "SUFFIXES",
+    "Case",
+    "CoreMLWrapper",
+    "check_case",
+    "export_coreml",
+    "format_for",
+    "state_shapes",
+]

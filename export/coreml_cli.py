@@ -1,10 +1,12 @@
 """``rvm-export coreml``."""
 
+from typing import Optional
+
 import click
 
 from .base import ModelSource
-from .cli import source_options
-from .coreml import COREML_PACKAGES, FORMATS, PRECISIONS, SUFFIXES, check_case, export_coreml
+from .cli import default_output, output_option, source_options
+from .coreml import COREML_PACKAGES, FORMATS, PRECISIONS, check_case, export_coreml, format_for
 
 
 @click.command("coreml")
@@ -18,18 +20,32 @@ from .coreml import COREML_PACKAGES, FORMATS, PRECISIONS, SUFFIXES, check_case, 
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
-    default="mlprogram",
-    show_default=True,
-    help="mlprogram (.mlpackage, iOS 15+) or neuralnetwork (.mlmodel, iOS 14+).",
+    default=None,
+    help="mlprogram (.mlpackage, iOS 15+) or neuralnetwork (.mlmodel, iOS 14+) [default: from the --output "
+    "suffix, else mlprogram].",
 )
-@click.option(
-    "--output", type=click.Path(), required=True, help=f"Output ({', '.join(f'*{s}' for s in SUFFIXES.values())})."
-)
+@output_option
 def command(
-    source: ModelSource, resolution: tuple, downsample_ratio: float, precision: str, fmt: str, output: str
+    source: ModelSource,
+    resolution: tuple,
+    downsample_ratio: float,
+    precision: str,
+    fmt: Optional[str],
+    output: Optional[str],
 ) -> None:
     """Fixed-resolution CoreML model (image in, images and states out)."""
     case = check_case(resolution[0], resolution[1], downsample_ratio)
+    fmt, path = format_for(output, fmt)
+    output = default_output(
+        str(path) if path else None,
+        "coreml",
+        source.model.variant,
+        width=case.width,
+        height=case.height,
+        downsample_ratio=case.ratio,
+        precision=precision,
+        fmt=fmt,
+    )
     metadata = source.metadata(
         "coreml",
         precision,
@@ -39,5 +55,5 @@ def command(
         height=case.height,
         downsample_ratio=case.ratio,
     )
-    path = export_coreml(source.model, output, metadata, case, fmt, precision)
-    click.echo(f"wrote {path}")
+    written = export_coreml(source.model, output, metadata, case, fmt, precision)
+    click.echo(f"wrote {written}")

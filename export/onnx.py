@@ -34,11 +34,11 @@ from contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STAT
 from model import MattingNetwork, param_dtype
 
 from .base import ExportError, atomic_output
+from .naming import ONNX_DEFAULT_OPSET as DEFAULT_OPSET
 from .onnx_fast import FastDecoder, FastRefiner, coarse_output
 from .onnx_graph import GATE_DOMAIN, GATE_OP, lower_refiner_gate, set_dim_names
 
 SUFFIX = ".onnx"
-DEFAULT_OPSET = 12
 MIN_OPSET = 11
 # The TorchScript-based exporter stops at opset 20 (ONNX Runtime 1.18+ runs all of them).
 MAX_OPSET = getattr(torch.onnx._constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
@@ -159,7 +159,7 @@ def export_onnx(
         raise ExportError(f"--downsample-ratio {downsample_ratio} is out of range; choose 0 < R <= 1")
     model = model.eval()
     dtype = param_dtype(model)
-    with atomic_output(output) as tmp:
+    with atomic_output(output, folder=False) as tmp:
         graph = _build_graph(model, dtype, opset, static, downsample_ratio)
         onnx.helper.set_model_props(graph, {METADATA_KEY: metadata.to_json()})
         onnx.checker.check_model(graph, full_check=True)

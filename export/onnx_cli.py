@@ -5,8 +5,8 @@ from typing import Optional, Tuple
 import click
 
 from .base import PRECISIONS, ExportError, ModelSource, at_precision
-from .cli import source_options, user_errors
-from .onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PACKAGES, SUFFIX, check_opset, export_onnx
+from .cli import default_output, output_option, source_options, user_errors
+from .onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PACKAGES, check_opset, export_onnx
 
 
 def parse_static(value: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -32,14 +32,14 @@ def parse_static(value: Optional[str]) -> Optional[Tuple[int, int]]:
     "--static", "static", default=None, metavar="WxH", help="Fixed frame size (batch 1); needs --downsample-ratio."
 )
 @click.option("--downsample-ratio", type=float, default=None, help="The ratio baked into a --static artifact.")
-@click.option("--output", type=click.Path(), required=True, help=f"Output file (conventionally *{SUFFIX}).")
+@output_option
 def command(
     source: ModelSource,
     precision: str,
     opset: int,
     static: Optional[str],
     downsample_ratio: Optional[float],
-    output: str,
+    output: Optional[str],
 ) -> None:
     """ONNX model for ONNX Runtime (and TensorRT/OpenVINO with --static)."""
     with user_errors():
@@ -47,6 +47,7 @@ def command(
         size = parse_static(static)
         model = at_precision(source.model, precision)
         options = {"opset": opset, "static": list(size) if size else None, "downsample_ratio": downsample_ratio}
+        output = default_output(output, "onnx", source.model.variant, precision=precision, **options)
         metadata = source.metadata("onnx", precision, *PACKAGES, **options)
         path = export_onnx(model, output, metadata, opset, size, downsample_ratio)
     click.echo(f"wrote {path}")

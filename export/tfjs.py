@@ -122,7 +122,7 @@ def export_tfjs(net: TFMattingNetwork, output: str | Path, metadata: ArtifactMet
         "signature": signature,
         "userDefinedMetadata": {METADATA_KEY: json.loads(metadata.to_json())},
     }
-    with atomic_output(output) as tmp:
+    with atomic_output(output, folder=True) as tmp:
         tmp.mkdir()
         for i, path in enumerate(paths):
             (tmp / path).write_bytes(data[i * SHARD_BYTES : (i + 1) * SHARD_BYTES])

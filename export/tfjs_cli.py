@@ -1,9 +1,11 @@
 """``rvm-export tfjs``."""
 
+from typing import Optional
+
 import click
 
 from .base import ModelSource
-from .cli import source_options
+from .cli import default_output, output_option, source_options
 
 
 @click.command("tfjs")
@@ -16,12 +18,13 @@ from .cli import source_options
     help="Per-tensor weight quantization: uint8 is 4x smaller (the official web model) but measurably "
     "changes the matte of float-trained weights; uint16 is 2x smaller and close to fp32. See docs/tfjs.md.",
 )
-@click.option("--output", type=click.Path(), required=True, help="Output folder for model.json + weight shards.")
-def command(source: ModelSource, quantize: str, output: str) -> None:
+@output_option
+def command(source: ModelSource, quantize: str, output: Optional[str]) -> None:
     """TF.js graph model (NHWC) with a runtime downsample_ratio."""
     from .tensorflow import from_torch
     from .tfjs import export_tfjs
 
+    output = default_output(output, "tfjs", source.model.variant, quantize=quantize)
     precision = "fp32" if quantize == "none" else quantize
     metadata = source.metadata("tfjs", precision, "tensorflow", quantization=quantize)
     metadata.layout = "NHWC"

@@ -1,6 +1,7 @@
 """TorchScript target: scripted (not traced), so ``downsample_ratio`` stays a runtime argument
 and both [B,C,H,W] and [B,T,C,H,W] inputs keep working. Optionally frozen."""
 
+import io
 from pathlib import Path
 
 import torch
@@ -21,6 +22,8 @@ def export_torchscript(model: MattingNetwork, output: str | Path, metadata: Arti
     scripted = torch.jit.script(model.eval())
     if freeze:
         scripted = torch.jit.freeze(scripted)
-    with atomic_output(output) as tmp:
-        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_KEY: metadata.to_json()})
+    buffer = io.BytesIO()  # serialised in memory: torch's file writer turns OS errors into RuntimeErrors
+    torch.jit.save(scripted, buffer, _extra_files={METADATA_KEY: metadata.to_json()})
+    with atomic_output(output, folder=False) as tmp:
+        tmp.write_bytes(buffer.getvalue())
     return Path(output)

@@ -30,3 +30,21 @@ def astronaut() -> torch.Tensor:
     from skimage import data
 
     return torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1)[None].float() / 255
+
+
+def require(module: str):
+    """Import ``module`` for a test; skip when it is missing, except in CI (``CI=true``), where a missing
+    dependency means a broken install and must fail instead of turning into a silent skip."""
+    import importlib
+    import os
+
+    if os.environ.get("CI") == "true":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
+
+
+def skip_unless_ci(condition: bool, reason: str):
+    """A ``skipif`` mark that never skips in CI (``CI=true``): there, what it needs must be installed."""
+    import os
+
+    return pytest.mark.skipif(condition and os.environ.get("CI") != "true", reason=reason)

@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 
 import pipeline
+from export import checkpoints
 from verify import harness
 
 
@@ -31,7 +32,7 @@ def test_finds_checkpoints_and_labels_random_weights(weights_path: Path) -> None
 def test_export_all_writes_a_verified_manifest(
     tmp_path: Path, weights_path: Path, tiny: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "DEFAULT_CHECKPOINTS", {"resnet50": [tmp_path / "absent.pth"]})
+    monkeypatch.setitem(checkpoints.DEFAULT_CHECKPOINTS, "resnet50", [tmp_path / "absent.pth"])
     result = CliRunner().invoke(pipeline.main, ["--checkpoint", str(weights_path), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert f"checkpoint for mobilenetv3: {weights_path}" in result.output
@@ -62,7 +63,8 @@ def test_failed_parity_makes_export_all_fail(
     from verify import tolerances
 
     impossible = tolerances.Tolerance(-1, -1, -1)  # even an exact match fails
-    monkeypatch.setitem(tolerances.TOLERANCES, "fp32", tolerances.PrecisionTolerance(impossible, impossible, -1))
+    gate = tolerances.PrecisionTolerance(-1, impossible, impossible, impossible, impossible, -1, -1)
+    monkeypatch.setitem(tolerances.TOLERANCES, "fp32", gate)
     job = pipeline.Job("m.torchscript", "torchscript", "mobilenetv3", [])
     monkeypatch.setattr(pipeline, "TARGET_JOBS", {"torchscript": lambda v: [job]})
     monkeypatch.setattr(pipeline, "find_checkpoints", lambda *a: {"mobilenetv3": weights_path})

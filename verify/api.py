@@ -74,9 +74,10 @@ def open_artifact(
     checkpoint: Optional[str | Path] = None,
     device: Optional[str] = None,
     ratios: Sequence[float] = (),
+    tfjs_backend: Optional[str] = None,
 ) -> Tuple[Runner, MattingNetwork]:
     """The runner for ``path`` with complete metadata, and the fp32 reference model it is judged against."""
-    runner = open_runner(path, device)
+    runner = open_runner(path, device, tfjs_backend)
     if runner.metadata is None:
         runner.adopt_metadata(infer_metadata(runner, checkpoint, ratios))
     assert runner.metadata is not None
@@ -113,18 +114,21 @@ def verify_artifact(
     batch: int = 1,
     device: Optional[str] = None,
     localize: bool = False,
+    tfjs_backend: Optional[str] = None,
 ) -> Report:
     """Closed-loop parity of the artifact at ``path`` against the PyTorch fp32 reference (on the CPU).
 
-    ``localize``: on a numeric failure, name the first diverging module (``Report.localization``)."""
-    runner, reference = open_artifact(path, checkpoint, device, ratios)
+    ``localize``: on a numeric failure, name the first diverging module (``Report.localization``).
+    ``tfjs_backend``: where a TF.js artifact runs (Node.js by default, or a Chromium backend)."""
+    runner, reference = open_artifact(path, checkpoint, device, ratios, tfjs_backend)
     assert runner.metadata is not None
     cases = plan_cases(runner, frames, sizes, ratios, batch)
-    results = verify_runner(runner, reference, cases)
-    metadata = runner.metadata
+    precision = runner.judged_precision()
+    results = verify_runner(runner, reference, cases, precision)
     report = Report(
-        str(path), runner.kind, metadata, tolerance_for(metadata.precision), results, precision_failures(runner)
+        str(path), runner.kind, runner.metadata, tolerance_for(precision), results, precision_failures(runner)
     )
+    report.runtime, report.precision = runner.describe(), precision
     failing = [(r.case, min(f.frame for f in r.failures)) for r in results if r.failures]
     if localize and failing:
         from .localize import localize as first_divergence

@@ -1,14 +1,15 @@
 """``rvm-verify ARTIFACT``: exit 0 on parity, 1 on a parity failure, 2 on bad input."""
 
 import sys
-from typing import Optional, Tuple
+from typing import NoReturn, Optional, Tuple
 
 import click
 
+from contract.files import os_reason, unwritable_reason
 from model import CheckpointError
 
 from .api import verify_artifact
-from .runners import RunnerError
+from .runners import TFJS_BACKENDS, RunnerError
 
 
 def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) -> list:
@@ -44,7 +45,14 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
     default=None,
     help="Where the artifact runs (TorchScript, ONNX); default: CPU, or CUDA for ONNX when available.",
 )
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full report here.")
+@click.option(
+    "--tfjs-backend",
+    type=click.Choice(TFJS_BACKENDS),
+    default=None,
+    help="Where a TF.js artifact runs: node (default: Node.js, WebAssembly) or headless Chromium on webgl, "
+    "webgl-f16 (float16 textures, as many phones; judged at fp16 bounds), wasm or cpu.",
+)
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Write the full report here.")
 @click.option(
     "--localize",
     is_flag=True,
@@ -65,30 +73,48 @@ def main(
     ratios: tuple,
     batch: int,
     device: Optional[str],
+    tfjs_backend: Optional[str],
     json_path: Optional[str],
     localize: bool,
     plot_path: Optional[str],
 ) -> None:
     """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence.
 
-    Exit status: 0 parity, 1 parity failure (or an artifact that fails to run), 2 bad input."""
+    Exit status: 0 parity, 1 parity failure (or an artifact that fails to run), 2 bad input. The checkpoint is
+    the one recorded in the artifact's metadata unless --checkpoint is given."""
+    for option, path in (("--json", json_path), ("--plot", plot_path)):
+        problem = unwritable_reason(path) if path else None  # before minutes of verification
+        if problem:
+            fail(f"{problem}; choose another {option} path")
     if plot_path:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            click.echo("rvm-verify: error: --plot needs matplotlib: pip install 'rvm-export[plot]'", err=True)
-            sys.exit(2)
+            fail("--plot needs matplotlib: pip install 'rvm-export[plot]'")
     try:
-        report = verify_artifact(artifact, checkpoint, frames, sizes, ratios, batch, device, localize)
+        report = verify_artifact(
+            artifact, checkpoint, frames, sizes, ratios, batch, device, localize=localize, tfjs_backend=tfjs_backend
+        )
     except (RunnerError, CheckpointError) as exc:
-        click.echo(f"rvm-verify: error: {exc}", err=True)
-        sys.exit(2)
+        fail(str(exc))
     click.echo(report.table())
     if json_path:
-        report.write_json(json_path)
+        try:
+            report.write_json(json_path)
+        except OSError as exc:
+            fail(f"writing the report {json_path} failed ({os_reason(exc)}); choose another --json path")
     if plot_path:
         from .plot import plot_report
 
-        plot_report(report, plot_path)
+        try:
+            plot_report(report, plot_path)
+        except OSError as exc:
+            fail(f"writing the plot {plot_path} failed ({os_reason(exc)}); choose another --plot path")
         click.echo(f"plot: {plot_path}")
     sys.exit(0 if report.passed else 1)
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit code 2."""
+    click.echo(f"rvm-verify: error: {message}", err=True)
+    sys.exit(2)

@@ -70,6 +70,13 @@ def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path]
     return load_checkpoint(path, metadata.variant, metadata.refiner)
 
 
+def exception_summary(exc: BaseException) -> str:
+    """First and last line of an exception's message: runtimes such as TorchScript put the cause last."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [""]
+    summary = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    return summary[:400]
+
+
 def noise_floor_of(ref_out: Outputs, noise_out: Outputs) -> Floor:
     """One frame's noise floor: the statistics of how far the reference moved at the artifact's precision."""
     floor: Floor = {name: difference_stats(value, noise_out[name]) for name, value in ref_out.items()}
@@ -109,7 +116,7 @@ def run_case(
         except RunnerError:
             raise
         except Exception as exc:  # the backend's own error on a broken artifact
-            detail = f"the artifact failed to run: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+            detail = f"the artifact failed to run: {type(exc).__name__}: {exception_summary(exc)}"
             result.failures.append(Failure(case.label, t, "*", "run", 1, 0, detail))
             return result
         broken = structural_failures(case.label, t, ref_out, test_out)

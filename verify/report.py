@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from contract import OUTPUT_NAMES, ArtifactMetadata
+from contract.files import write_atomic
 
 from .compare import Failure
 from .drift import BLOCK, Drift, drifts
@@ -22,6 +23,8 @@ class Report:
     results: List[CaseResult]
     artifact_failures: List[Failure] = field(default_factory=list)  # e.g. a mislabelled precision
     localization: Optional[str] = None  # the `first divergence:` line of --localize
+    runtime: str = ""  # where it ran (runner.describe()), when the runner says
+    precision: str = ""  # the precision judged at, when not the artifact's own (runner.judged_precision())
 
     @property
     def failures(self) -> List[Failure]:
@@ -63,6 +66,8 @@ class Report:
         return {
             "artifact": self.artifact,
             "kind": self.kind,
+            "runtime": self.runtime,
+            "judged_precision": self.precision or self.metadata.precision,
             "metadata": asdict(self.metadata),
             "metadata_inferred": bool(self.metadata.inferred),
             "tolerance": asdict(self.tolerance),
@@ -82,7 +87,8 @@ class Report:
         }
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        """Write the report atomically (all or nothing); raises OSError."""
+        write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
 
     def header(self) -> List[str]:
         m = self.metadata
@@ -91,6 +97,8 @@ class Report:
             how = "; ".join(f"{k} from {v}" for k, v in m.inferred.items())
             lines.append(f"metadata  NONE in the artifact (not written by rvm-export); inferred: {how}")
         lines.append(f"weights   {m.weights_label}")
+        if self.runtime:
+            lines.append(f"runtime   {self.runtime}")
         return lines
 
     def table(self) -> str:
@@ -125,10 +133,10 @@ class Report:
                     f"  {d.case:<24}{d.output:<5} {blocks}  slope {d.slope_per_100:+.1e}/100 frames, "
                     f"growth {d.growth:.1f}x{flag}"
                 )
+        precision = self.precision or self.metadata.precision
         lines += [
             "",
-            f"tolerance ({self.metadata.precision}): noise floor = {self._noise_source()}; "
-            f"error {self.tolerance.describe()}",
+            f"tolerance ({precision}): noise floor = {self._noise_source(precision)}; error {self.tolerance.describe()}",
         ]
         if self.passed:
             lines.append("PASS: every output of every frame is within tolerance")
@@ -142,7 +150,8 @@ class Report:
             lines.append(self.localization)
         return "\n".join(lines)
 
-    def _noise_source(self) -> str:
+    @staticmethod
+    def _noise_source(precision: str) -> str:
         from .noise import NOISE_SOURCES
 
-        return NOISE_SOURCES.get(self.metadata.precision, "?")
+        return NOISE_SOURCES.get(precision, "?")

@@ -56,7 +56,7 @@ class RVMSavedModel(tf.Module):
 
 def export_saved_model(net: TFMattingNetwork, output: str | Path, metadata: ArtifactMetadata) -> Path:
     """Write ``net`` as a SavedModel folder at ``output`` atomically."""
-    with tempfile.TemporaryDirectory() as scratch, atomic_output(output) as tmp:
+    with tempfile.TemporaryDirectory() as scratch, atomic_output(output, folder=True) as tmp:
         metadata_file = Path(scratch) / METADATA_KEY
         metadata_file.write_text(metadata.to_json())
         module = RVMSavedModel(net, metadata_file)

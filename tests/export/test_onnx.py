@@ -199,7 +199,7 @@ def test_missing_checkpoint_and_unwritable_output_fail_cleanly(tmp_path: Path) -
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = CliRunner().invoke(main, ["onnx", "--checkpoint", str(WEIGHTS), "--output", str(blocker / "a.onnx")])
-    assert result.exit_code == 2 and "cannot create the output folder" in result.output
+    assert result.exit_code == 2 and "cannot create the folder" in result.output
     assert sorted(os.listdir(tmp_path)) == ["file"]
 
 

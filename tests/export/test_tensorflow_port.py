@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-tf = pytest.importorskip("tensorflow")
+from ..conftest import require  # noqa: E402
+
+tf = require("tensorflow")
 
 from export.tensorflow import WeightTransferError, from_torch, transfer_weights  # noqa: E402
 from export.tensorflow.layers import resize_by_ratio  # noqa: E402
@@ -119,3 +121,24 @@ def test_transfer_copies_with_layout_change():
     dw = torch_model.state_dict()["refiner.box_filter.weight"].numpy()
     var, kind = tf_model.registry.entries["refiner.box_filter.weight"]
     assert kind == "depthwise" and np.array_equal(var.numpy(), dw.transpose(2, 3, 0, 1))
+
+
+def test_centred_moments_equal_the_naive_formula_for_any_box_weights():
+    """cov and var about the local mean equal E[xy] - E[x]E[y] (computed in float64) also for
+    learned box weights that do not sum to 1 (the deep guided filter's), zero padding included."""
+    from export.tensorflow.guided_filter import LocalMoments
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((2, 1, 7, 9, 4))
+    weights = rng.normal(1 / 9, 0.05, (3, 3, 4, 1))
+
+    def box(v):
+        padded = np.pad(v, [(0, 0), (1, 1), (1, 1), (0, 0)])
+        return sum(weights[i, j, :, 0] * padded[:, i : i + 7, j : j + 9] for i in range(3) for j in range(3))
+
+    mean_x, mean_y = box(x), box(y)
+    cov_ref, var_ref = box(x * y) - mean_x * mean_y, box(x * x) - mean_x * mean_x
+    as_tf = [tf.constant(v, tf.float32) for v in (x, y, mean_x, mean_y)]
+    cov, var = LocalMoments(tf.constant(weights, tf.float32), 3)(*as_tf)
+    assert np.abs(cov.numpy() - cov_ref).max() < 1e-6
+    assert np.abs(var.numpy() - var_ref).max() < 1e-6

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+from ..conftest import require  # noqa: E402
+
+tf = require("tensorflow")
 
 from click.testing import CliRunner  # noqa: E402
 
@@ -58,7 +60,7 @@ def test_serving_default_signature_named_io(saved_model):
 
 
 def test_keras3_tfsmlayer_default_endpoint(saved_model):
-    keras = pytest.importorskip("keras")
+    keras = require("keras")
     layer = keras.layers.TFSMLayer(str(saved_model))  # endpoint "serve"
     model = tf.saved_model.load(str(saved_model))
     src = frames(count=1)[0]
@@ -68,7 +70,7 @@ def test_keras3_tfsmlayer_default_endpoint(saved_model):
 
 def test_legacy_tf_keras_load_model_as_documented(saved_model):
     """The documentation's exact code, with tf_keras installed and TF_USE_LEGACY_KERAS=1."""
-    pytest.importorskip("tf_keras")
+    require("tf_keras")
     code = f"""
 import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"

@@ -13,6 +13,7 @@ from inference import convert_video
 from inference_utils import InferenceError
 from verify.runners.base import Runner, to_numpy_outputs
 
+from ..conftest import require
 from .helpers import read_pngs, read_video, reference_alpha
 
 RATIO = 0.5
@@ -114,7 +115,7 @@ def test_unknown_model_types_are_refused(clip: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 def test_onnx_artifact_path_matches_pytorch(weights_path, clip, expected_alpha, tmp_path, static: bool) -> None:
     """An ONNX artifact runs through the ONNX Runtime runner; a static one sets size and ratio itself."""
-    pytest.importorskip("onnxruntime")
+    require("onnxruntime")
     from click.testing import CliRunner
 
     from export.cli import main as rvm_export

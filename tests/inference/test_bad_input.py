@@ -163,3 +163,30 @@ def test_cli_needs_exactly_one_model(clip, weights_path, out) -> None:
         inference.main, ["--input-source", str(clip), "--output-alpha", str(out / "p.mp4"), "--disable-progress"]
     )
     assert result.exit_code == 2 and "exactly one of --checkpoint" in result.stderr
+
+
+# Write errors: one line, exit 2, nothing left behind (root passes permission checks, not /proc).
+
+
+def test_output_on_a_special_filesystem(weights_path, real_model, clip, out) -> None:
+    _assert_fails(weights_path, real_model, clip, out, "cannot write to /proc", output_alpha="/proc/rvm_pha.mp4")
+    assert not Path("/proc/rvm_pha.mp4").exists()
+
+
+def test_output_path_is_a_folder(weights_path, real_model, clip, tmp_path, out) -> None:
+    folder = tmp_path / "pha.mp4"
+    folder.mkdir()
+    _assert_fails(weights_path, real_model, clip, out, "is a folder", output_alpha=str(folder))
+    assert list(folder.iterdir()) == []
+
+
+def test_disk_full_while_encoding(weights_path, real_model, clip, out, monkeypatch) -> None:
+    import errno
+
+    import inference_utils
+
+    def full(self, array) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(inference_utils._Encoder, "encode", full)
+    _assert_fails(weights_path, real_model, clip, out, "No space left on device")

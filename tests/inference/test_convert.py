@@ -1,5 +1,8 @@
 """convert_video end to end on real data with the real weights."""
 
+import os
+import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -7,6 +10,7 @@ import numpy as np
 import pytest
 
 from inference import auto_downsample_ratio, convert_video
+from inference_utils import InferenceError
 
 from .helpers import GREEN, read_pngs, read_video, reference_alpha
 
@@ -120,3 +124,57 @@ def test_input_resize_and_image_folder(real_model, image_folder: Path, tmp_path:
 def test_auto_downsample_ratio() -> None:
     assert auto_downsample_ratio(1080, 1920) == pytest.approx(512 / 1920)
     assert auto_downsample_ratio(96, 160) == 1.0
+
+
+def _x264_settings(path: Path) -> str:
+    """The settings string x264 writes into the stream ("... options: cabac=1 ref=1 ... subme=2 ...")."""
+    data = path.read_bytes()
+    start = data.index(b"options: ")
+    return data[start : data.index(b"\x00", start)].decode(errors="replace")
+
+
+def test_default_preset_is_applied_and_a_preset_can_be_chosen(real_model, clip: Path, tmp_path: Path) -> None:
+    from inference import DEFAULT_PRESET
+
+    assert DEFAULT_PRESET == "veryfast"
+    convert_video(real_model, str(clip), output_alpha=str(tmp_path / "fast.mp4"), progress=False)
+    convert_video(
+        real_model, str(clip), output_alpha=str(tmp_path / "medium.mp4"), output_video_preset="medium", progress=False
+    )
+    # x264's presets: veryfast searches sub-pixels at subme=2 with one reference frame, medium at 7 with 3.
+    assert "subme=2" in _x264_settings(tmp_path / "fast.mp4") and " ref=1 " in _x264_settings(tmp_path / "fast.mp4")
+    assert "subme=7" in _x264_settings(tmp_path / "medium.mp4")
+
+
+def test_crf_replaces_the_bit_rate(real_model, clip: Path, tmp_path: Path) -> None:
+    convert_video(
+        real_model, str(clip), output_composition=str(tmp_path / "q.mp4"), output_video_crf=30, progress=False
+    )
+    settings = _x264_settings(tmp_path / "q.mp4")
+    assert "rc=crf" in settings and "crf=30.0" in settings
+    with pytest.raises(InferenceError, match="not both"):
+        convert_video(
+            real_model, str(clip), output_alpha=str(tmp_path / "x.mp4"), output_video_mbps=2, output_video_crf=20
+        )
+    with pytest.raises(InferenceError, match="unknown x264 preset 'quick'"):
+        convert_video(real_model, str(clip), output_alpha=str(tmp_path / "x.mp4"), output_video_preset="quick")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.mp4"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities are per thread on Linux")
+def test_encoder_threads_run_below_the_model() -> None:
+    """_lower_priority lowers only the calling thread (the model's threads keep theirs)."""
+    from inference import _lower_priority
+
+    seen = {}
+
+    def worker() -> None:
+        _lower_priority(3)
+        seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen["worker"] == min(19, before + 3)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before

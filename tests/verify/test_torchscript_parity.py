@@ -122,6 +122,10 @@ def test_fp16_artifact_claiming_fp32_fails(tmp_path: Path, source, weights_path:
     artifact = write(half, tmp_path / "liar.torchscript", source, precision="fp32")
     report = verify_artifact(artifact, frames=3, sizes=[(96, 64)], ratios=[0.5])
     assert not report.passed
+    first = report.failures[0]
+    assert first.metric == "precision" and "claims fp32 but the artifact is fp16" in first.message()
+    assert "mislabelled" in report.table()
+    assert all(f.metric != "run" for f in report.failures), "it runs: the check, not a crash, fails it"
 
 
 def test_naive_fp16_guided_filter_fails_in_the_worst_pixel(tmp_path: Path, source, weights_path: Path) -> None:

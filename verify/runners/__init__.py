@@ -5,6 +5,8 @@ import importlib
 from pathlib import Path
 from typing import Optional
 
+from contract import extras
+
 from .base import Outputs, Runner, RunnerError
 
 # kind -> "module:Class"
@@ -43,19 +45,35 @@ def artifact_kind(path: str | Path) -> str:
     )
 
 
-def open_runner(path: str | Path, device: Optional[str] = None) -> Runner:
-    """The runner for the artifact at ``path``, on ``device`` ("cpu", "cuda"; None: the runner's default)."""
+TFJS_BACKENDS = ("node", "webgl", "webgl-f16", "wasm", "cpu")  # node: Node.js, WebAssembly; the rest: Chromium
+
+
+def open_runner(path: str | Path, device: Optional[str] = None, tfjs_backend: Optional[str] = None) -> Runner:
+    """The runner for the artifact at ``path``, on ``device`` ("cpu", "cuda"; None: the runner's default).
+    ``tfjs_backend`` picks where a TF.js artifact runs: in Node.js (None, "node") or in headless
+    Chromium on one of TF.js's browser backends."""
     kind = artifact_kind(path)
+    if tfjs_backend is not None:
+        if kind != "tfjs":
+            raise RunnerError(f"--tfjs-backend applies to TF.js artifacts only; {path} is a {kind} artifact")
+        if tfjs_backend not in TFJS_BACKENDS:
+            raise RunnerError(f"unknown TF.js backend {tfjs_backend!r}; choose one of {', '.join(TFJS_BACKENDS)}")
+        if tfjs_backend != "node":
+            from .tfjs_browser import BrowserTfjsRunner
+
+            return BrowserTfjsRunner.on_device(Path(path), device, tfjs_backend)
     if kind not in RUNNERS:
         raise RunnerError(f"no runner for {kind} artifacts is installed in this version")
     module_name, class_name = RUNNERS[kind].split(":")
     try:
+        extras.require("runner", kind)  # also the modules a runner imports only later
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise RunnerError(
-            f"the {kind} runner needs a missing package ({exc.name}); install the project's '{kind}' extra"
-        )
+        text = extras.explain("runner", kind, exc)
+        if text is None:
+            raise
+        raise RunnerError(text)
     return getattr(module, class_name).on_device(Path(path), device)
 
 
-__all__ = ["RUNNERS", "Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]
+__all__ = ["RUNNERS", "TFJS_BACKENDS", "Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]

@@ -91,6 +91,15 @@ class Runner(ABC):
         more than running it (CoreML: reading every weight back) check against it here."""
         return None
 
+    def judged_precision(self) -> str:
+        """The precision whose tolerance applies: the artifact's, unless the runtime computes
+        coarser than it stores (TF.js WebGL on float16 textures runs an fp32 artifact in fp16)."""
+        return self.metadata.precision
+
+    def describe(self) -> str:
+        """One line on where the artifact ran (runtime, backend, device), printed in the report; may be empty."""
+        return ""
+
     def fixed_case(self) -> Optional[Tuple[int, int, float]]:
         """(width, height, ratio) baked into a fixed-shape artifact, or None when dynamic."""
         return None

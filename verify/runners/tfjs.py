@@ -4,6 +4,11 @@ persistent subprocess, so the model loads once per artifact.
 The recurrent state is the NHWC float32 arrays the model returned (scalar zeros on the first
 frame), sent back with the next frame; the Node side keeps nothing between requests.
 Set ``RVM_TFJS_BACKEND=cpu`` to use the pure-JavaScript backend instead (much slower).
+
+The script, package.json and package-lock.json are installed with the package (also by a plain,
+non-editable ``pip install``); the npm packages they lock are not (~30 MB, platform-independent JS and
+WebAssembly): ``npm ci --omit=dev`` in :data:`NODE_DIR` installs them once (``make setup`` does it in a
+checkout). Node.js resolves them from beside the script, so they have to live in that folder.
 """
 
 import atexit
@@ -39,6 +44,16 @@ def read_model_json(path: Path) -> dict:
     return content
 
 
+def weights_manifest_facts(path: Path) -> ArtifactFacts:
+    """Precision from the weights manifest: a quantized weight counts as its stored integer type."""
+    dtypes = []
+    for group in read_model_json(path).get("weightsManifest", []):
+        for weight in group.get("weights", []):
+            if int(np.prod(weight.get("shape", []))) >= LARGE_TENSOR:
+                dtypes.append(weight.get("quantization", {}).get("dtype", weight.get("dtype", "float32")))
+    return precision_of(dtypes, "weightsManifest")
+
+
 class TfjsRunner(Runner):
     kind = "tfjs"
 
@@ -48,7 +63,9 @@ class TfjsRunner(Runner):
         if node is None:
             raise RunnerError("the tfjs runner needs Node.js (node) on PATH")
         if not (NODE_DIR / "node_modules" / "@tensorflow" / "tfjs-core").is_dir():
-            raise RunnerError(f"TF.js is not installed for the runner; run `npm ci` in {NODE_DIR}")
+            raise RunnerError(
+                f"the tfjs runner's npm packages are not installed; run once: cd {NODE_DIR} && npm ci --omit=dev"
+            )
         backend = os.environ.get("RVM_TFJS_BACKEND", "wasm")
         self.process = subprocess.Popen(
             [node, str(SCRIPT), str(model_dir(self.path)), backend],
@@ -62,6 +79,7 @@ class TfjsRunner(Runner):
             self.close()
             raise RunnerError(f"TF.js could not load {self.path}: {ready['error']}")
         self.backend = ready.get("backend", backend)
+        self.tfjs_version = ready.get("tfjs", "?")
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
@@ -69,13 +87,10 @@ class TfjsRunner(Runner):
         return ArtifactMetadata.from_json(json.dumps(meta)) if meta else None
 
     def facts(self) -> ArtifactFacts:
-        """Precision from the weights manifest: a quantized weight counts as its stored integer type."""
-        dtypes = []
-        for group in read_model_json(self.path).get("weightsManifest", []):
-            for weight in group.get("weights", []):
-                if int(np.prod(weight.get("shape", []))) >= LARGE_TENSOR:
-                    dtypes.append(weight.get("quantization", {}).get("dtype", weight.get("dtype", "float32")))
-        return precision_of(dtypes, "weightsManifest")
+        return weights_manifest_facts(self.path)
+
+    def describe(self) -> str:
+        return f"TF.js {self.tfjs_version} in Node.js, backend {self.backend}"
 
     def initial_state(self, batch: int) -> List[np.ndarray]:
         return [np.zeros((), np.float32)] * 4

@@ -1,0 +1,146 @@
+"""rvm-verify on TF.js graph models in headless Chromium: WebGL (float32 and float16 textures) and
+WebAssembly, with the real weights. One Chromium serves the whole module (BrowserSession)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("playwright")
+
+from click.testing import CliRunner  # noqa: E402
+
+from export.base import load_source  # noqa: E402
+from export.cli import main as export_main  # noqa: E402
+from export.tensorflow import from_torch  # noqa: E402
+from export.tfjs import export_tfjs  # noqa: E402
+from verify.api import verify_artifact  # noqa: E402
+from verify.cli import main as verify_main  # noqa: E402
+from verify.runners import RunnerError, open_runner, tfjs_browser  # noqa: E402
+from verify.runners.tfjs_browser import TFJS_DIST, BrowserSession, chromium_path  # noqa: E402
+
+WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
+# Ratio 0.5 runs the guided-filter refiner, where float16 textures used to break alpha.
+CASE = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])
+
+
+def _chromium_missing() -> bool:
+    try:
+        chromium_path()
+    except RunnerError:
+        return True
+    return not (TFJS_DIST / "tf.min.js").is_file()
+
+
+pytestmark = pytest.mark.skipif(
+    _chromium_missing(), reason="needs Chromium (tools/install_chromium.sh) and `npm ci` in verify/runners/node"
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tfjs_browser")
+    paths = {}
+    for precision, quantize in (("fp32", "none"), ("uint16", "uint16")):
+        out = tmp / f"{precision}_tfjs"
+        args = ["tfjs", "--checkpoint", str(WEIGHTS), "--quantize", quantize, "--output", str(out)]
+        result = CliRunner().invoke(export_main, args)
+        assert result.exit_code == 0, result.output
+        paths[precision] = out
+    # The refiner as PyTorch writes it (variance as E[x²] - E[x]²): exact in float32, broken in float16.
+    source = load_source(WEIGHTS)
+    net = from_torch(source.model)
+    net.refiner.naive_moments = True
+    metadata = source.metadata("tfjs", "fp32", "tensorflow", quantization="none")
+    metadata.layout = "NHWC"
+    paths["naive"] = export_tfjs(net, tmp / "naive_tfjs", metadata, "none")
+    return paths
+
+
+@pytest.mark.parametrize("backend", ["webgl", "webgl-f16", "wasm"])
+@pytest.mark.parametrize("precision", ["fp32", "uint16"])
+def test_real_weights_pass_in_chromium(exported, precision, backend):
+    report = verify_artifact(exported[precision], tfjs_backend=backend, **CASE)
+    assert report.passed, report.table()
+    assert f"backend {backend}" in report.runtime and "Chromium" in report.runtime
+    if backend.startswith("webgl"):
+        assert "renderer" in report.runtime
+    # float16 textures compute an fp32 artifact in half precision: judged at the fp16 bounds
+    assert report.precision == ("fp16" if (backend, precision) == ("webgl-f16", "fp32") else precision)
+
+
+def test_naive_variance_refiner_fails_on_float16_textures(exported):
+    """The same graph with E[x²] - E[x]² passes on float32 textures and breaks alpha on float16 ones."""
+    assert verify_artifact(exported["naive"], tfjs_backend="webgl", **CASE).passed
+    report = verify_artifact(exported["naive"], tfjs_backend="webgl-f16", **CASE)
+    assert not report.passed
+    assert any(f.output == "pha" for f in report.failures), report.table()
+
+
+def test_perturbed_weight_fails_on_webgl(exported, tmp_path):
+    bad = tmp_path / "bad_tfjs"
+    shutil.copytree(exported["fp32"], bad)
+    model = json.loads((bad / "model.json").read_text())
+    (group,) = model["weightsManifest"]
+    data = bytearray(b"".join((bad / p).read_bytes() for p in group["paths"]))
+    offset, target = 0, None  # the largest float tensor, scaled by 1.05
+    for spec in group["weights"]:
+        size = int(np.prod(spec["shape"])) * 4
+        if spec["dtype"] == "float32" and (target is None or size > target[1]):
+            target = (offset, size)
+        offset += size
+    start, size = target
+    data[start : start + size] = (np.frombuffer(bytes(data[start : start + size]), "<f4") * 1.05).tobytes()
+    for p in group["paths"]:
+        (bad / p).unlink()
+    group["paths"] = ["group1-shard1of1.bin"]
+    (bad / "group1-shard1of1.bin").write_bytes(bytes(data))
+    (bad / "model.json").write_text(json.dumps(model))
+    report = verify_artifact(bad, tfjs_backend="webgl", **CASE)
+    assert not report.passed
+
+
+def test_cli_reports_backend_and_renderer(exported):
+    args = [str(exported["uint16"]), "--tfjs-backend", "webgl", "--frames", "2", "--size", "64x48", "--ratio", "1"]
+    result = CliRunner().invoke(verify_main, args)
+    assert result.exit_code == 0, result.output
+    runtime = next(line for line in result.output.splitlines() if line.startswith("runtime"))
+    assert "backend webgl" in runtime and "renderer" in runtime, runtime
+
+
+def test_model_that_fails_to_load_is_one_line(exported, tmp_path):
+    bad = tmp_path / "noshard_tfjs"
+    shutil.copytree(exported["uint16"], bad)
+    next(bad.glob("*.bin")).unlink()
+    result = CliRunner().invoke(verify_main, [str(bad), "--tfjs-backend", "wasm"])
+    assert result.exit_code == 2
+    assert "could not load" in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_missing_chromium_is_one_line(exported, monkeypatch):
+    monkeypatch.setattr(BrowserSession, "_shared", None)
+    monkeypatch.setenv("RVM_CHROMIUM", "/nonexistent/chromium")
+    result = CliRunner().invoke(verify_main, [str(exported["uint16"]), "--tfjs-backend", "webgl"])
+    assert result.exit_code == 2
+    assert "install_chromium.sh" in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_no_webgl_context_is_a_runner_error(exported, monkeypatch):
+    monkeypatch.setattr(BrowserSession, "_shared", None)
+    monkeypatch.setattr(tfjs_browser, "CHROMIUM_ARGS", [*tfjs_browser.CHROMIUM_ARGS, "--disable-webgl"])
+    try:
+        with pytest.raises(RunnerError, match="no WebGL context"):
+            open_runner(exported["uint16"], tfjs_backend="webgl")
+    finally:
+        if BrowserSession._shared is not None:
+            BrowserSession._shared.close()
+
+
+def test_tfjs_backend_is_refused_for_other_artifacts(tmp_path):
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"")
+    with pytest.raises(RunnerError, match="TF.js artifacts only"):
+        open_runner(onnx, tfjs_backend="webgl")
