@@ -46,7 +46,7 @@ def test_video_outputs_keep_frame_count_rate_and_size(video_outputs: dict) -> No
 def test_alpha_is_a_plausible_person_matte(video_outputs: dict) -> None:
     alpha = video_outputs["pha"][0][..., 0].astype(np.float32) / 255  # [T,H,W]
     h, w = alpha.shape[1:]
-    face = alpha[:, int(0.05 * h) : int(0.3 * h), int(0.38 * w) : int(0.52 * w)]
+    face = alpha[:, int(0.05 * h) : int(0.3 * h), int(0.36 * w) : int(0.46 * w)]
     body = alpha[:, int(0.6 * h) : int(0.9 * h), int(0.3 * w) : int(0.6 * w)]
     sky = alpha[:, : int(0.35 * h), int(0.88 * w) :]  # dark background right of the shuttle
     assert face.mean() > 0.9 and body.mean() > 0.9, (face.mean(), body.mean())
