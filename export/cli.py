@@ -24,6 +24,8 @@ TARGETS = {
     "onnx": "export.onnx_cli",
     "tensorflow": "export.tensorflow_cli",
     "tfjs": "export.tfjs_cli",
+    "pt2": "export.pt2_cli",
+    "openvino": "export.openvino_cli",
 }
 
 

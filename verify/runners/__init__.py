@@ -14,6 +14,8 @@ RUNNERS = {
     "tfjs": "verify.runners.tfjs:TfjsRunner",
     "coreml": "verify.runners.coreml:CoreMLRunner",
     "onnx": "verify.runners.onnxruntime:OnnxRuntimeRunner",
+    "pt2": "verify.runners.torch_export:TorchExportRunner",
+    "openvino": "verify.runners.openvino:OpenVinoRunner",
 }
 
 SUFFIX_KINDS = {
@@ -23,6 +25,8 @@ SUFFIX_KINDS = {
     ".onnx": "onnx",
     ".mlmodel": "coreml",
     ".mlpackage": "coreml",
+    ".pt2": "pt2",
+    ".xml": "openvino",
 }
 
 
