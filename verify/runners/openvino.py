@@ -51,7 +51,7 @@ class OpenVinoRunner(Runner):
             raise RunnerError(f"inference precision {hint!r} is not one of {', '.join(HINTS)} (set {PRECISION_ENV})")
         self.compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
         # What the plugin really uses (a CPU without bf16 support falls back to f32).
-        self.inference_precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.inference_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.request = self.compiled.create_infer_request()
 
     @classmethod
