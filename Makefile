@@ -31,10 +31,11 @@ export-all: setup
 	$(PY) -m pipeline $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
 		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY))
 
-# Speed tables (never timed tests): PyTorch vs ONNX Runtime, TensorFlow/TF.js, convert_video vs a plain loop.
+# Speed tables (never timed tests): PyTorch vs ONNX Runtime, TensorFlow/TF.js, .pt2/OpenVINO, convert_video vs a plain loop.
 bench: setup
 	$(PY) benchmarks/onnx_speed.py
 	$(PY) benchmarks/tf_speed.py
+	$(PY) benchmarks/runtime_speed.py
 	$(PY) benchmarks/convert_speed.py --checkpoint $(or $(CHECKPOINT),../shared/weights/rvm_mobilenetv3_fgf_tfjs.pth)
 
 lint: setup

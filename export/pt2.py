@@ -24,9 +24,10 @@ output sizes depend on the ratio's *value* are restated here (model/ stays expor
   the cost is running the refiner at ratio 1 too, where PyTorch skips it.
 """
 
+import contextlib
 import copy
 from pathlib import Path
-from typing import List, Tuple
+from typing import Iterator, List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +35,7 @@ from torch.nn import functional as F
 
 from contract import METADATA_KEY, ArtifactMetadata
 from model import MattingNetwork, param_dtype
+from model import decoder as decoder_module
 from model.decoder import ConvGRU
 
 from .base import atomic_output
@@ -133,6 +135,25 @@ class Pt2MattingNetwork(nn.Module):
         return fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4
 
 
+def upsample2x_narrow(x: Tensor, height: int, width: int) -> Tensor:
+    """``model.decoder.upsample2x_to`` cropping with ``narrow``: the same values, but the result's size is
+    exactly (height, width) instead of ``min(2 * size, height)``. With slicing, the program carries nested
+    min() size expressions through every level, and ``torch.export.load`` took 85 s to parse them."""
+    x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    return x.narrow(2, 0, height).narrow(3, 0, width)
+
+
+@contextlib.contextmanager
+def export_friendly_decoder() -> Iterator[None]:
+    """Swap :func:`upsample2x_narrow` in for the decoder's crop while tracing (model/ stays as it is)."""
+    original = decoder_module.upsample2x_to
+    decoder_module.upsample2x_to = upsample2x_narrow
+    try:
+        yield
+    finally:
+        decoder_module.upsample2x_to = original
+
+
 def export_program(wrapper: Pt2MattingNetwork) -> torch.export.ExportedProgram:
     """``torch.export`` of ``wrapper`` (its model already at the target precision), dynamic batch/height/width."""
     wrapper = wrapper.eval()
@@ -152,7 +173,7 @@ def export_program(wrapper: Pt2MattingNetwork) -> torch.export.ExportedProgram:
         state_dims.append({d: torch.export.Dim(f"r{i}_{name}", min=1, max=16384) for d, name in enumerate(dims)})
     dynamic_shapes = ({0: batch, 2: height, 3: width}, *state_dims, None)
     args = (src, *states, ratio)
-    with torch.no_grad():
+    with torch.no_grad(), export_friendly_decoder():
         return torch.export.export(wrapper, args, dynamic_shapes=dynamic_shapes, strict=False)
 
 
