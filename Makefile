@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed by `make setup` (every target; users may install fewer: pip install -e '.[onnx]').
-EXTRAS := onnx,video,dev,coreml,tensorflow,tfjs,pt2,openvino
+EXTRAS := onnx,video,dev,coreml,tensorflow,tfjs,pt2,openvino,tflite
 NODE_RUNNER := verify/runners/node
 CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=

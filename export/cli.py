@@ -26,6 +26,7 @@ TARGETS = {
     "tfjs": "export.tfjs_cli",
     "pt2": "export.pt2_cli",
     "openvino": "export.openvino_cli",
+    "tflite": "export.tflite_cli",
 }
 
 

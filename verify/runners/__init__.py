@@ -16,6 +16,7 @@ RUNNERS = {
     "onnx": "verify.runners.onnxruntime:OnnxRuntimeRunner",
     "pt2": "verify.runners.torch_export:TorchExportRunner",
     "openvino": "verify.runners.openvino:OpenVinoRunner",
+    "tflite": "verify.runners.litert:LiteRtRunner",
 }
 
 SUFFIX_KINDS = {
@@ -27,6 +28,7 @@ SUFFIX_KINDS = {
     ".mlpackage": "coreml",
     ".pt2": "pt2",
     ".xml": "openvino",
+    ".tflite": "tflite",
 }
 
 
