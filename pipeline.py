@@ -111,6 +111,13 @@ def openvino_jobs(variant: str) -> List[Job]:
     ]
 
 
+def tflite_jobs(variant: str) -> List[Job]:
+    """LiteRT flatbuffer from the TensorFlow port, fp32, MobileNetV3 only (the mobile model)."""
+    if variant != "mobilenetv3":
+        return []
+    return [Job(f"rvm_{variant}_fp32.tflite", "tflite", variant, ["--precision", "fp32"])]
+
+
 # target -> the jobs for one variant
 TARGET_JOBS = {
     "torchscript": torchscript_jobs,
@@ -120,6 +127,7 @@ TARGET_JOBS = {
     "coreml": coreml_jobs,
     "pt2": pt2_jobs,
     "openvino": openvino_jobs,
+    "tflite": tflite_jobs,
 }
 
 
@@ -226,7 +234,7 @@ def main(checkpoint: Optional[str], resnet50_checkpoint: Optional[str], out: str
                 entries.append(run_job(job, path, out_dir))
     manifest = {
         "checkpoints": {v: (str(p) if p else None) for v, p in checkpoints.items()},
-        "tools": tool_versions("onnx", "onnxruntime", "tensorflow", "coremltools", "openvino"),
+        "tools": tool_versions("onnx", "onnxruntime", "tensorflow", "coremltools", "openvino", "ai-edge-litert"),
         "artifacts": entries,
     }
     tmp = out_dir / ".manifest.json.partial"

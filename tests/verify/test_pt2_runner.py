@@ -17,6 +17,7 @@ from export.cli import main as export_main
 from export.pt2 import CeilAvgPool, Pt2MattingNetwork, export_program, resize_by_ratio_tensor
 from model.network import resize_by_ratio
 from verify.api import verify_artifact
+from verify.cli import main as verify_main
 from verify.sequence import Case, build_sequence
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +78,7 @@ class IgnoresState(Pt2MattingNetwork):
         return super().forward(src, zero, zero, zero, zero, downsample_ratio)
 
 
-def test_ignored_recurrent_input_fails_after_the_first_frame(tmp_path: Path, weights_path: Path) -> None:
+def test_ignored_recurrent_input_fails_and_metadata_is_required(tmp_path: Path, weights_path: Path) -> None:
     source = load_source(weights_path)
     program = export_program(IgnoresState(source.model))
     path = tmp_path / "stateless.pt2"
@@ -86,11 +87,9 @@ def test_ignored_recurrent_input_fails_after_the_first_frame(tmp_path: Path, wei
     assert not report.passed
     assert min(f.frame for f in report.failures) == 1, "frame 0 is identical; the drift starts at frame 1"
 
-
-def test_program_without_metadata_is_refused(artifact: Path, tmp_path: Path) -> None:
-    path = tmp_path / "bare.pt2"
-    torch.export.save(torch.export.load(str(artifact)), str(path))
-    result = CliRunner().invoke(__import__("verify.cli", fromlist=["main"]).main, [str(path)])
+    bare = tmp_path / "bare.pt2"  # the same program saved without metadata is refused as bad input
+    torch.export.save(program, str(bare))
+    result = CliRunner().invoke(verify_main, [str(bare)])
     assert result.exit_code == 2 and "carries no rvm_metadata.json" in result.output
 
 
