@@ -82,7 +82,7 @@ def user_errors(prog: str = "rvm-export") -> Iterator[None]:
 
 @click.group(cls=LazyGroup)
 def main() -> None:
-    """Export RVM to TorchScript, ONNX, TensorFlow, TF.js, CoreML, torch.export (.pt2) or OpenVINO."""
+    """Export RVM to TorchScript, ONNX, TensorFlow, TF.js, CoreML, torch.export (.pt2), OpenVINO or LiteRT."""
 
 
 __all__ = ["ModelSource", "main", "source_options", "user_errors"]
