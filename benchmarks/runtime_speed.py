@@ -110,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         tflite = export_tflite(from_torch(source.model), Path(work) / "rvm.tflite", metadata, "fp32")
         default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), openvino {ov.__version__}")
-        print(f"{'size':<12}{'ratio':>6}  {'backend':<36}{'fps':>8}{'ms/frame':>10}")
+        print(f"{'size':<12}{'ratio':>6}  {'backend':<40}{'fps':>8}{'ms/frame':>10}")
         for width, height, ratio in CASES:
             rng = np.random.default_rng(0)
             frames = [rng.random((1, 3, height, width), dtype=np.float32) for _ in range(args.frames)]
@@ -123,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 "litert .tflite fp32 (XNNPACK)": litert_loop(tflite, ratio),
             }
             for name, fps in measure(loops, frames, args.rounds).items():
-                print(f"{width}x{height:<7}{ratio:>6g}  {name:<36}{fps:>8.2f}{1000 / fps:>10.1f}")
+                print(f"{width}x{height:<7}{ratio:>6g}  {name:<40}{fps:>8.2f}{1000 / fps:>10.1f}")
 
 
 if __name__ == "__main__":
