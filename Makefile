@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed by `make setup` (every target; users may install fewer: pip install -e '.[onnx]').
-EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs
+EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs,pt2,openvino,tflite
 NODE_RUNNER := verify/runners/node
 CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=
@@ -36,7 +36,7 @@ export-all: setup
 		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY))
 
 # Speed tables (never timed tests): the release artifacts next to an official-style ONNX export (rvm-bench;
-# run make export-all first), PyTorch vs ONNX Runtime, TensorFlow/TF.js, convert_video vs a plain loop.
+# run make export-all first), PyTorch vs ONNX Runtime, TensorFlow/TF.js, .pt2/OpenVINO/LiteRT, convert_video vs a plain loop.
 BENCH_CHECKPOINT ?= $(or $(CHECKPOINT),../shared/weights/rvm_mobilenetv3_fgf_tfjs.pth)
 bench: setup
 	$(PY) benchmarks/official_onnx.py --checkpoint $(BENCH_CHECKPOINT) --output artifacts/official_style_fp32.onnx
@@ -44,6 +44,7 @@ bench: setup
 		$(wildcard artifacts/rvm_mobilenetv3_fp32.torchscript) --checkpoint $(BENCH_CHECKPOINT)
 	$(PY) benchmarks/onnx_speed.py
 	$(PY) benchmarks/tf_speed.py
+	$(PY) benchmarks/runtime_speed.py
 	$(PY) benchmarks/convert_speed.py --checkpoint $(BENCH_CHECKPOINT)
 
 lint: setup

@@ -88,6 +88,30 @@ def tfjs_jobs(variant: str) -> List[Job]:
     ]
 
 
+def pt2_jobs(variant: str) -> List[Job]:
+    """torch.export program, fp32, MobileNetV3 only (each ExportedProgram costs ~30 s to trace and verify)."""
+    if variant != "mobilenetv3":
+        return []
+    return [Job(f"rvm_{variant}_fp32.pt2", "pt2", variant, ["--precision", "fp32"])]
+
+
+def openvino_jobs(variant: str) -> List[Job]:
+    """OpenVINO IR (.xml + .bin) for Intel CPUs, MobileNetV3, fp32 and fp16 weights."""
+    if variant != "mobilenetv3":
+        return []
+    return [
+        Job(f"rvm_{variant}_{precision}_openvino.xml", "openvino", variant, ["--precision", precision])
+        for precision in ("fp32", "fp16")
+    ]
+
+
+def tflite_jobs(variant: str) -> List[Job]:
+    """LiteRT flatbuffer from the TensorFlow port, fp32, MobileNetV3 only (the mobile model)."""
+    if variant != "mobilenetv3":
+        return []
+    return [Job(f"rvm_{variant}_fp32.tflite", "tflite", variant, ["--precision", "fp32"])]
+
+
 # target -> the jobs for one variant
 TARGET_JOBS = {
     "torchscript": torchscript_jobs,
@@ -95,6 +119,9 @@ TARGET_JOBS = {
     "tensorflow": tensorflow_jobs,
     "tfjs": tfjs_jobs,
     "coreml": coreml_jobs,
+    "pt2": pt2_jobs,
+    "openvino": openvino_jobs,
+    "tflite": tflite_jobs,
 }
 
 
@@ -111,16 +138,23 @@ def find_checkpoints(checkpoint: Optional[str], resnet50_checkpoint: Optional[st
     return found
 
 
+def artifact_files(path: Path) -> List[Path]:
+    """The files an artifact consists of: a folder's files, an OpenVINO .xml with its .bin, or the file."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    weights = path.with_suffix(".bin")
+    return [path, weights] if path.suffix == ".xml" and weights.is_file() else [path]
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
+    for file in artifact_files(path):
         digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
 def size_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return sum(p.stat().st_size for p in artifact_files(path))
 
 
 def run_job(job: Job, checkpoint: Optional[Path], out: Path) -> dict:
@@ -195,7 +229,7 @@ def main(checkpoint: Optional[str], resnet50_checkpoint: Optional[str], out: str
                 entries.append(run_job(job, path, out_dir))
     manifest = {
         "checkpoints": {v: (str(p) if p else None) for v, p in checkpoints.items()},
-        "tools": tool_versions("onnx", "onnxruntime", "tensorflow", "coremltools"),
+        "tools": tool_versions("onnx", "onnxruntime", "tensorflow", "coremltools", "openvino", "ai-edge-litert"),
         "artifacts": entries,
     }
     tmp = out_dir / ".manifest.json.partial"

@@ -18,6 +18,9 @@ EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
     "tensorflow": ("tensorflow", "tf_keras"),
     "tfjs": ("tensorflow",),
     "plot": ("matplotlib",),
+    "pt2": (),  # torch.export: torch alone
+    "openvino": ("openvino", "onnx", "onnxslim"),
+    "tflite": ("tensorflow", "ai_edge_litert"),
 }
 
 # (command, target or runner kind) -> the extra it needs; None: nothing beyond the base install
@@ -27,11 +30,17 @@ NEEDS: Dict[Tuple[str, str], Optional[str]] = {
     ("rvm-export", "coreml"): "coreml",
     ("rvm-export", "tensorflow"): "tensorflow",
     ("rvm-export", "tfjs"): "tfjs",
+    ("rvm-export", "pt2"): None,
+    ("rvm-export", "openvino"): "openvino",
+    ("rvm-export", "tflite"): "tflite",
     ("runner", "torchscript"): None,
     ("runner", "onnx"): "onnx",
     ("runner", "coreml"): "coreml",
     ("runner", "tensorflow"): "tensorflow",
     ("runner", "tfjs"): None,  # runs in Node.js: see verify/runners/tfjs.py for its npm packages
+    ("runner", "pt2"): None,
+    ("runner", "openvino"): "openvino",
+    ("runner", "tflite"): "tflite",
     ("rvm-convert", ""): "video",
 }
 

@@ -33,6 +33,9 @@ TARGETS = {
     "onnx": "export.onnx_cli",
     "tensorflow": "export.tensorflow_cli",
     "tfjs": "export.tfjs_cli",
+    "pt2": "export.pt2_cli",
+    "openvino": "export.openvino_cli",
+    "tflite": "export.tflite_cli",
 }
 
 
@@ -159,7 +162,7 @@ def user_errors(prog: str = "rvm-export") -> Iterator[None]:
 
 @click.group(cls=LazyGroup)
 def main() -> None:
-    """Export RVM to TorchScript, ONNX, TensorFlow, TF.js or CoreML."""
+    """Export RVM to TorchScript, ONNX, TensorFlow, TF.js, CoreML, torch.export (.pt2), OpenVINO or LiteRT."""
 
 
 __all__ = ["ModelSource", "default_output", "main", "output_option", "source_options", "user_errors"]

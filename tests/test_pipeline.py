@@ -73,3 +73,19 @@ def test_failed_parity_makes_export_all_fail(
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [e["status"] for e in manifest["artifacts"]] == ["parity failed"]
     assert "1 failed" in result.output
+
+
+def test_openvino_artifact_counts_its_bin_and_new_targets_have_jobs(tmp_path: Path) -> None:
+    xml, weights = tmp_path / "m.xml", tmp_path / "m.bin"
+    xml.write_bytes(b"x" * 10)
+    weights.write_bytes(b"w" * 90)
+    assert pipeline.size_bytes(xml) == 100
+    only_xml = pipeline.sha256(xml)
+    weights.write_bytes(b"v" * 90)
+    assert pipeline.sha256(xml) != only_xml, "a changed .bin is a changed artifact"
+    names = [job.name for target in ("pt2", "openvino") for job in pipeline.TARGET_JOBS[target]("mobilenetv3")]
+    assert names == [
+        "rvm_mobilenetv3_fp32.pt2",
+        "rvm_mobilenetv3_fp32_openvino.xml",
+        "rvm_mobilenetv3_fp16_openvino.xml",
+    ]

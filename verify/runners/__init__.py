@@ -16,6 +16,9 @@ RUNNERS = {
     "tfjs": "verify.runners.tfjs:TfjsRunner",
     "coreml": "verify.runners.coreml:CoreMLRunner",
     "onnx": "verify.runners.onnxruntime:OnnxRuntimeRunner",
+    "pt2": "verify.runners.torch_export:TorchExportRunner",
+    "openvino": "verify.runners.openvino:OpenVinoRunner",
+    "tflite": "verify.runners.litert:LiteRtRunner",
 }
 
 SUFFIX_KINDS = {
@@ -25,6 +28,9 @@ SUFFIX_KINDS = {
     ".onnx": "onnx",
     ".mlmodel": "coreml",
     ".mlpackage": "coreml",
+    ".pt2": "pt2",
+    ".xml": "openvino",
+    ".tflite": "tflite",
 }
 
 

@@ -39,7 +39,7 @@ class TensorFlowRunner(Runner):
 
     def facts(self) -> ArtifactFacts:
         """Precision from the variables, or from the graph's constants when the weights are frozen in."""
-        dtypes = [v.dtype.name for v in self._loaded.variables if v.shape.num_elements() >= LARGE_TENSOR]
+        dtypes = [v.dtype.name for v in self.fn.variables if (v.shape.num_elements() or 0) >= LARGE_TENSOR]
         if dtypes:
             return precision_of(dtypes, "variables")
         for op in self.fn.graph.get_operations():

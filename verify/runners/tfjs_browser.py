@@ -247,8 +247,10 @@ class BrowserTfjsRunner(Runner):
         return outputs, [nhwc[n] for n in ("r1o", "r2o", "r3o", "r4o")]
 
     def judged_precision(self) -> str:
+        """On float16 textures the arithmetic is fp16 whatever the weights are stored in: an fp32 or uint16
+        artifact is judged against PyTorch's fp16 noise (uint8 weights stay judged as uint8, the coarser)."""
         precision = self.metadata.precision
-        return "fp16" if self.info.get("f16Textures") and precision == "fp32" else precision
+        return "fp16" if self.info.get("f16Textures") and precision in ("fp32", "uint16") else precision
 
     def describe(self) -> str:
         info = self.info
