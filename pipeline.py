@@ -92,7 +92,7 @@ def pt2_jobs(variant: str) -> List[Job]:
     """torch.export program, fp32, MobileNetV3 only (each ExportedProgram costs ~30 s to trace and verify)."""
     if variant != "mobilenetv3":
         return []
-    return [Job(f"rvm_{variant}_fp32.pt2", "pt2", variant, ["--precision", "fp32"])]
+    return [Job(naming.pt2_name(variant), "pt2", variant, ["--precision", "fp32"])]
 
 
 def openvino_jobs(variant: str) -> List[Job]:
@@ -100,7 +100,7 @@ def openvino_jobs(variant: str) -> List[Job]:
     if variant != "mobilenetv3":
         return []
     return [
-        Job(f"rvm_{variant}_{precision}_openvino.xml", "openvino", variant, ["--precision", precision])
+        Job(naming.openvino_name(variant, precision), "openvino", variant, ["--precision", precision])
         for precision in ("fp32", "fp16")
     ]
 
@@ -109,7 +109,7 @@ def tflite_jobs(variant: str) -> List[Job]:
     """LiteRT flatbuffer from the TensorFlow port, fp32, MobileNetV3 only (the mobile model)."""
     if variant != "mobilenetv3":
         return []
-    return [Job(f"rvm_{variant}_fp32.tflite", "tflite", variant, ["--precision", "fp32"])]
+    return [Job(naming.tflite_name(variant), "tflite", variant, ["--precision", "fp32"])]
 
 
 # target -> the jobs for one variant

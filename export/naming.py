@@ -47,12 +47,27 @@ def tfjs_name(variant: str, quantize: str = "none") -> str:
 
 
 # rvm-export subcommand -> its naming function (called with the variant and the target's options)
+def pt2_name(variant: str, precision: str = "fp32") -> str:
+    return f"rvm_{variant}_{precision}.pt2"
+
+
+def openvino_name(variant: str, precision: str = "fp32") -> str:
+    return f"rvm_{variant}_{precision}_openvino.xml"
+
+
+def tflite_name(variant: str, precision: str = "fp32") -> str:
+    return f"rvm_{variant}_{precision}.tflite"
+
+
 NAMES: Dict[str, Callable[..., str]] = {
     "torchscript": torchscript_name,
     "onnx": onnx_name,
     "coreml": coreml_name,
     "tensorflow": tensorflow_name,
     "tfjs": tfjs_name,
+    "pt2": pt2_name,
+    "openvino": openvino_name,
+    "tflite": tflite_name,
 }
 
 

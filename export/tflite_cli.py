@@ -1,9 +1,11 @@
 """``rvm-export tflite``."""
 
+from typing import Optional
+
 import click
 
 from .base import ModelSource
-from .cli import source_options, user_errors
+from .cli import default_output, output_option, source_options, user_errors
 
 
 @click.command("tflite")
@@ -15,13 +17,14 @@ from .cli import source_options, user_errors
     show_default=True,
     help="fp32 only: TFLite's fp16 and dynamic-range int8 conversions fail parity (measured: docs/tflite.md).",
 )
-@click.option("--output", type=click.Path(), required=True, help="Output file (conventionally *.tflite).")
-def command(source: ModelSource, precision: str, output: str) -> None:
+@output_option
+def command(source: ModelSource, precision: str, output: Optional[str]) -> None:
     """LiteRT (TFLite) flatbuffer (NHWC) with dynamic shapes and a runtime downsample_ratio."""
     from .tensorflow import from_torch
     from .tflite import export_tflite
 
     with user_errors():
+        output = default_output(output, "tflite", source.model.variant, precision=precision)
         metadata = source.metadata("tflite", precision, "tensorflow", "ai-edge-litert")
         metadata.layout = "NHWC"
         path = export_tflite(from_torch(source.model), output, metadata, precision)

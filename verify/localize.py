@@ -119,7 +119,7 @@ def scope_to_module(node_name: str, modules: Dict[str, nn.Module]) -> Optional[s
         return name or None
     wanted = name.split(".")
     matches = [m for m in modules if m.endswith("." + ".".join(wanted[-2:])) and _subsequence(wanted, m.split("."))]
-    return min(matches, key=len) if matches else None
+    return matches[0] if len(matches) == 1 else None  # ambiguous (a re-stated graph's flat scopes): no guess
 
 
 def _subsequence(short: List[str], long: List[str]) -> bool:
@@ -213,19 +213,57 @@ class OnnxProbe:
         import onnxruntime as ort
 
         model = onnx.load(str(runner.path))
-        existing = {o.name for o in model.graph.output}
-        self.tensor_scope: Dict[str, str] = {}
-        for node in model.graph.node:
-            for out in node.output:
-                if out and out not in existing:
+        graph_outputs = {o.name for o in model.graph.output}
+        existing = set(graph_outputs)
+        initializers = {i.name for i in model.graph.initializer}
+        self.nodes = [(n.name, list(n.input), [o for o in n.output if o]) for n in model.graph.node]
+        self.graph_outputs = graph_outputs
+        self.initializers = initializers
+        for _, _, outputs in self.nodes:
+            for out in outputs:
+                if out not in existing:
                     model.graph.output.append(onnx.ValueInfoProto(name=out))
                     existing.add(out)
-                if out:
-                    self.tensor_scope[out] = node.name
         self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.runner = runner
         self.tensor_module: Optional[Dict[str, str]] = None
+
+    def _map_tensors(self, modules: Dict[str, nn.Module]) -> Dict[str, str]:
+        """Tensor -> the module that computed it. A node reading a ``<module>.weight`` initializer is that
+        module's (exact, whatever the scopes); otherwise the node's scope names the module, and a tensor
+        stands for a module only where it leaves it (read outside its scope, or a graph output), so an
+        inner tensor of a re-stated block is not taken for the block's output."""
+        node_module: Dict[str, Optional[str]] = {}
+        for name, inputs, _ in self.nodes:
+            owner = None
+            for inp in inputs:
+                if inp in self.initializers and inp.endswith(".weight"):
+                    path = inp[: -len(".weight")]
+                    while path and path not in modules:
+                        path = path.split(".", 1)[1] if "." in path else ""
+                    owner = path or None
+            node_module[name] = owner or scope_to_module(name, modules)
+        consumers: Dict[str, List[Optional[str]]] = {}
+        for name, inputs, _ in self.nodes:
+            for inp in inputs:
+                consumers.setdefault(inp, []).append(node_module[name])
+
+        def leaves(tensor: str, module: str) -> bool:
+            outside = [
+                c for c in consumers.get(tensor, []) if c is None or (c != module and not c.startswith(module + "."))
+            ]
+            return bool(outside) or tensor in self.graph_outputs
+
+        mapping = {}
+        for name, _, outputs in self.nodes:
+            module = node_module[name]
+            if module is None or _folded(module, modules):
+                continue
+            for tensor in outputs:
+                if leaves(tensor, module):
+                    mapping[tensor] = module
+        return mapping
 
     def initial_state(self, batch: int) -> Any:
         return [np.array(v.numpy(), copy=True) for v in self.runner.initial_state(batch)]  # own the memory
@@ -236,8 +274,7 @@ class OnnxProbe:
             feeds["downsample_ratio"] = np.asarray([ratio], np.float32)
         values = dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
         if self.tensor_module is None:
-            scoped = {t: scope_to_module(node, modules) for t, node in self.tensor_scope.items()}
-            self.tensor_module = {t: m for t, m in scoped.items() if m is not None and not _folded(m, modules)}
+            self.tensor_module = self._map_tensors(modules)
         by_module: Dict[str, np.ndarray] = {}
         for tensor, module in self.tensor_module.items():  # node order is topological: the last one wins
             if not isinstance(values.get(tensor), np.ndarray):

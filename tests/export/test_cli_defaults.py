@@ -116,13 +116,16 @@ def test_every_export_all_job_is_the_cli_default_name(
         ("export.torchscript_cli", "export_torchscript"),
         ("export.onnx_cli", "export_onnx"),
         ("export.coreml_cli", "export_coreml"),
+        ("export.pt2_cli", "export_pt2"),
+        ("export.openvino_cli", "export_openvino"),
     ]:
         monkeypatch.setattr(f"{module}.{function}", record, raising=False)
-    if job.target in ("tensorflow", "tfjs"):
+    if job.target in ("tensorflow", "tfjs", "tflite"):
         pytest.importorskip("tensorflow")
         monkeypatch.setattr("export.tensorflow.from_torch", lambda model: model)
         monkeypatch.setattr("export.tensorflow.export_saved_model", record)
         monkeypatch.setattr("export.tfjs.export_tfjs", record)
+        monkeypatch.setattr("export.tflite.export_tflite", record)
     result = CliRunner().invoke(main, [job.target, "--seed", "0", *job.options])
     assert result.exit_code == 0, result.output
     assert written == [Path("artifacts") / job.name]

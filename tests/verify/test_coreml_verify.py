@@ -186,7 +186,8 @@ def test_missing_metadata_is_bad_input(tmp_path: Path) -> None:
     del spec.description.metadata.userDefined[METADATA_KEY]
     ct.utils.save_spec(spec, str(path))
     result = CliRunner().invoke(verify_main, [str(path)])
-    assert result.exit_code == 2 and "not written by rvm-export" in result.output
+    assert result.exit_code == 2 and "carries no rvm_metadata.json" in result.output
+    assert "pass --checkpoint" in result.output
 
 
 def test_slice_by_index_masks() -> None:

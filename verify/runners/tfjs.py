@@ -39,8 +39,8 @@ def read_model_json(path: Path) -> dict:
         content = json.loads(model_json.read_text())
     except (OSError, ValueError) as exc:
         raise RunnerError(f"{model_json} is not a readable TF.js model.json: {exc}")
-    if not isinstance(content, dict) or "modelTopology" not in content:
-        raise RunnerError(f"{model_json} is not a TF.js graph model (no modelTopology)")
+    if not isinstance(content, dict):
+        raise RunnerError(f"{model_json} is not a TF.js model.json (not a JSON object)")
     return content
 
 
