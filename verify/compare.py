@@ -7,7 +7,7 @@ temporal flicker: how much the frame-to-frame change of alpha differs from the r
 """
 
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -79,35 +79,36 @@ def error_stats(
     case: str,
     frame: int,
     name: str,
-    ref: np.ndarray,
-    test: np.ndarray,
+    stats: Dict[str, float],
     floor: Dict[str, float],
     tolerance: PrecisionTolerance,
 ) -> OutputStat:
-    """Statistics of ``test - ref`` beside the noise floor's, and the gate's limit for each."""
+    """``stats`` of the artifact's error beside the noise floor's, and the gate's limit for each."""
     limit = {m: tolerance.allowed(name, m, floor[m]) for m in METRICS}
-    return OutputStat(case, frame, name, **difference_stats(ref, test), noise_floor=floor, limit=limit)
+    return OutputStat(case, frame, name, **stats, noise_floor=floor, limit=limit)
 
 
-def alpha_stats(
-    case: str,
-    frame: int,
-    ref: np.ndarray,
-    test: np.ndarray,
-    prev_ref: Optional[np.ndarray],
-    prev_test: Optional[np.ndarray],
-    noise_mad: float,
-    tolerance: PrecisionTolerance,
-) -> AlphaStat:
+def alpha_values(
+    ref: np.ndarray, test: np.ndarray, prev_ref: Optional[np.ndarray], prev_test: Optional[np.ndarray]
+) -> Tuple[float, float, Optional[float]]:
+    """(MAD x1e3, MSE x1e3, dtSSD x1e2; None on the first frame) of alpha."""
     diff = test.astype(np.float64) - ref.astype(np.float64)
     dtssd = None
     if prev_ref is not None and prev_test is not None:
         temporal = (test - prev_test).astype(np.float64) - (ref - prev_ref).astype(np.float64)
         dtssd = float(np.sqrt(np.mean(temporal**2)) * 1e2)
-    mad = float(np.mean(np.abs(diff)) * 1e3)
-    return AlphaStat(
-        case, frame, mad, float(np.mean(diff**2) * 1e3), dtssd, noise_mad, tolerance.allowed_mad(noise_mad)
-    )
+    return float(np.mean(np.abs(diff)) * 1e3), float(np.mean(diff**2) * 1e3), dtssd
+
+
+def alpha_stats(
+    case: str,
+    frame: int,
+    values: Tuple[float, float, Optional[float]],
+    noise_mad: float,
+    tolerance: PrecisionTolerance,
+) -> AlphaStat:
+    mad, mse, dtssd = values
+    return AlphaStat(case, frame, mad, mse, dtssd, noise_mad, tolerance.allowed_mad(noise_mad))
 
 
 def structural_failures(case: str, frame: int, ref: Outputs, test: Outputs) -> List[Failure]:
