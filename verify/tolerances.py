@@ -80,7 +80,9 @@ TOLERANCES: Dict[str, PrecisionTolerance] = {
     "int8": PrecisionTolerance(
         ratio=4.0,
         image_floor=Tolerance(max_abs=5e-2, q999=2e-2, mean_abs=2e-3),
-        image_ceiling=Tolerance(max_abs=0.6, q999=0.2, mean_abs=0.02),
+        # q999 0.35: a CoreML int8 .mlmodel measured 0.262 at 320x192 r0.5, where int8 rounding alone (the
+        # noise floor) moves alpha's tail by 0.135 (ratio 1.9); 0.2 was set from one older sequence.
+        image_ceiling=Tolerance(max_abs=0.6, q999=0.35, mean_abs=0.02),
         state_floor=Tolerance(max_abs=5e-2, q999=2e-2, mean_abs=2e-3),
         state_ceiling=Tolerance(max_abs=1.0, q999=0.5, mean_abs=0.05),
         alpha_mad_floor=2.0,
