@@ -44,6 +44,15 @@ def read_model_json(path: Path) -> dict:
     return content
 
 
+def encode_request(src: np.ndarray, state: Any, downsample_ratio: float) -> bytes:
+    """One frame for a TF.js runner page or process: a JSON header line (ratio, input names and NHWC shapes),
+    then the inputs as raw little-endian float32."""
+    inputs = [("src", src.transpose(0, 2, 3, 1)), *zip(STATE_INPUTS, state, strict=True)]
+    header = {"ratio": float(downsample_ratio), "inputs": [{"name": n, "shape": list(a.shape)} for n, a in inputs]}
+    payload = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for _, a in inputs)
+    return json.dumps(header).encode() + b"\n" + payload
+
+
 def weights_manifest_facts(path: Path) -> ArtifactFacts:
     """Precision from the weights manifest: a quantized weight counts as its stored integer type."""
     dtypes = []
@@ -96,11 +105,8 @@ class TfjsRunner(Runner):
         return [np.zeros((), np.float32)] * 4
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
-        inputs = [("src", src.transpose(0, 2, 3, 1)), *zip(STATE_INPUTS, state, strict=True)]
-        header = {"ratio": float(downsample_ratio), "inputs": [{"name": n, "shape": list(a.shape)} for n, a in inputs]}
-        payload = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for _, a in inputs)
         try:
-            self.process.stdin.write(json.dumps(header).encode() + b"\n" + payload)
+            self.process.stdin.write(encode_request(src, state, downsample_ratio))
             self.process.stdin.flush()
         except BrokenPipeError:
             raise RunnerError("the TF.js runner process has exited")

@@ -22,10 +22,10 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from contract import OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
+from contract import OUTPUT_NAMES, ArtifactMetadata
 
 from .base import ArtifactFacts, Outputs, Runner, RunnerError
-from .tfjs import NODE_DIR, TfjsRunner, model_dir, weights_manifest_facts
+from .tfjs import NODE_DIR, TfjsRunner, encode_request, model_dir, weights_manifest_facts
 
 BROWSER_BACKENDS = ("webgl", "webgl-f16", "wasm", "cpu")
 PAGE_DIR = Path(__file__).resolve().parent / "browser"
@@ -225,12 +225,9 @@ class BrowserTfjsRunner(Runner):
         return [np.zeros((), np.float32)] * 4
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
-        inputs = [("src", src.transpose(0, 2, 3, 1)), *zip(STATE_INPUTS, state, strict=True)]
-        header = {"ratio": float(downsample_ratio), "inputs": [{"name": n, "shape": list(a.shape)} for n, a in inputs]}
-        payload = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for _, a in inputs)
         exchange = self.session.server.exchange[self.token]
         exchange.clear()
-        exchange["in"] = json.dumps(header).encode() + b"\n" + payload
+        exchange["in"] = encode_request(src, state, downsample_ratio)
         try:
             self.frame_ms.append(float(self.page.evaluate("t => rvm.step(t)", self.token)))  # benchmarks read these
         except Exception as exc:  # the backend's own failure on a broken artifact: the harness reports it
