@@ -48,3 +48,22 @@ def skip_unless_ci(condition: bool, reason: str):
     import os
 
     return pytest.mark.skipif(condition and os.environ.get("CI") != "true", reason=reason)
+
+
+def browser_missing() -> bool:
+    """No Chromium, or no TF.js bundle from `npm ci` in verify/runners/node (what the browser runner serves)."""
+    from verify.runners.base import RunnerError
+    from verify.runners.tfjs_browser import TFJS_DIST, chromium_path
+
+    try:
+        chromium_path()
+    except RunnerError:
+        return True
+    return not (TFJS_DIST / "tf.min.js").is_file()
+
+
+def requires_browser():
+    """Skip browser tests where Chromium or the TF.js bundle is missing, but never in CI (``CI=true``)."""
+    return skip_unless_ci(
+        browser_missing(), reason="needs Chromium (tools/install_chromium.sh) and `npm ci` in verify/runners/node"
+    )

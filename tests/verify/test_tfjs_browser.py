@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
-pytest.importorskip("playwright")
+from ..conftest import require, requires_browser  # noqa: E402
+
+tf = require("tensorflow")
+require("playwright")
 
 from click.testing import CliRunner  # noqa: E402
 
@@ -20,24 +22,14 @@ from export.tfjs import export_tfjs  # noqa: E402
 from verify.api import verify_artifact  # noqa: E402
 from verify.cli import main as verify_main  # noqa: E402
 from verify.runners import RunnerError, open_runner, tfjs_browser  # noqa: E402
-from verify.runners.tfjs_browser import TFJS_DIST, BrowserSession, chromium_path  # noqa: E402
+from verify.runners.tfjs_browser import BrowserSession  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 # Ratio 0.5 runs the guided-filter refiner, where float16 textures used to break alpha.
 CASE = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])
 
 
-def _chromium_missing() -> bool:
-    try:
-        chromium_path()
-    except RunnerError:
-        return True
-    return not (TFJS_DIST / "tf.min.js").is_file()
-
-
-pytestmark = pytest.mark.skipif(
-    _chromium_missing(), reason="needs Chromium (tools/install_chromium.sh) and `npm ci` in verify/runners/node"
-)
+pytestmark = requires_browser()
 
 
 @pytest.fixture(scope="module")
