@@ -178,3 +178,21 @@ def test_encoder_threads_run_below_the_model() -> None:
     thread.join()
     assert seen["worker"] == min(19, before + 3)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_rendering_rounds_clamps_and_composes_like_the_float_formula() -> None:
+    import torch
+
+    from inference import GREEN as BACKGROUND
+    from inference import _to_uint8
+
+    x = torch.tensor([-0.1, 0.0, 0.4 / 255, 0.6 / 255, 0.5, 1.0, 1.2]).view(1, 1, 1, 7).expand(2, 3, 1, 7)
+    out = _to_uint8(x)
+    assert out.shape == (2, 1, 7, 3) and out.dtype == np.uint8
+    assert out[0, 0, :, 0].tolist() == [0, 0, 0, 1, 128, 255, 255]  # rounded to nearest, clamped, channels last
+
+    rng = torch.Generator().manual_seed(0)
+    fgr, pha = torch.rand(2, 3, 5, 9, generator=rng), torch.rand(2, 1, 5, 9, generator=rng)
+    expected = (fgr * pha + torch.tensor(BACKGROUND).view(1, 3, 1, 1) / 255 * (1 - pha)) * 255
+    composed = _to_uint8(fgr, pha, BACKGROUND).astype(np.float64)
+    assert np.abs(composed - expected.permute(0, 2, 3, 1).numpy()).max() <= 0.5 + 1e-4
