@@ -46,11 +46,22 @@ class SequenceReader:
         return next(self.feeds, None)
 
 
-def quantize_backbone(fp32: Path, output: Path) -> Path:
+SCOPES = {
+    "backbone": ("/backbone/",),  # the MobileNetV3 encoder only
+    "network": (
+        "/backbone/",
+        "/aspp/",
+        "/decoder/",
+        "/project_mat/",
+    ),  # every low-resolution convolution (an upper bound on speed)
+}
+
+
+def quantize_backbone(fp32: Path, output: Path, scope: str = "backbone") -> Path:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     model = onnx.load(str(fp32))
-    backbone = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name.startswith("/backbone/")]
+    backbone = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name.startswith(SCOPES[scope])]
     others = [n.name for n in model.graph.node if n.name not in backbone]
     cases = [Case(512, 288, 1, 1.0, 4), Case(640, 360, 1, 0.5, 4)]
     quantize_static(
@@ -70,7 +81,7 @@ def quantize_backbone(fp32: Path, output: Path) -> Path:
     if METADATA_KEY in props:
         meta = json.loads(props[METADATA_KEY])
         meta["precision"] = "int8"
-        meta.setdefault("options", {})["int8_probe"] = f"backbone convs only ({len(backbone)} of them)"
+        meta.setdefault("options", {})["int8_probe"] = f"{scope} convs only ({len(backbone)} of them)"
         onnx.helper.set_model_props(quantized, {METADATA_KEY: json.dumps(meta)})
     onnx.save(quantized, str(output))
     return output
@@ -80,8 +91,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fp32", type=Path, required=True, help="An fp32 artifact written by rvm-export onnx.")
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--scope", choices=sorted(SCOPES), default="backbone", help="which convolutions to quantize")
     args = parser.parse_args(argv)
-    print(f"wrote {quantize_backbone(args.fp32, args.output)}")
+    print(f"wrote {quantize_backbone(args.fp32, args.output, args.scope)}")
 
 
 if __name__ == "__main__":
