@@ -29,6 +29,7 @@ from contract import tool_versions
 from model import CheckpointError
 
 from .api import open_artifact
+from .cli import parse_wxh
 from .runners import Runner, RunnerError, artifact_kind
 from .runners.torch_runner import TorchReference
 from .sequence import Case, build_sequence
@@ -179,15 +180,7 @@ def parse_cases(sizes: Sequence[str], ratios: Sequence[float]) -> List[Tuple[int
                 "--ratio needs --size WxH (the defaults pair their own ratios)", param_hint="--ratio"
             )
         return list(DEFAULT_CASES)
-    parsed = []
-    for value in sizes:
-        try:
-            width, height = (int(v) for v in value.lower().split("x"))
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (e.g. 1920x1080)", param_hint="--size")
-        if width < 16 or height < 16:
-            raise click.BadParameter(f"{value!r}: width and height must be at least 16", param_hint="--size")
-        parsed.append((width, height))
+    parsed = [parse_wxh(value, minimum=16, example="1920x1080", param_hint="--size") for value in sizes]
     if len(ratios) > 1 and len(ratios) != len(parsed):
         raise click.BadParameter(
             f"{len(ratios)} ratios for {len(parsed)} sizes; give one ratio, or one per size", param_hint="--ratio"

@@ -12,17 +12,22 @@ from .api import verify_artifact
 from .runners import TFJS_BACKENDS, RunnerError
 
 
+def parse_wxh(
+    value: str, minimum: int = 1, example: str = "320x192", param_hint: Optional[str] = None
+) -> Tuple[int, int]:
+    """'WIDTHxHEIGHT' -> (width, height), each at least ``minimum``; a click usage error otherwise."""
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (e.g. {example})", param_hint=param_hint)
+    if w < minimum or h < minimum:
+        bound = "positive" if minimum == 1 else f"at least {minimum}"
+        raise click.BadParameter(f"{value!r}: width and height must be {bound}", param_hint=param_hint)
+    return w, h
+
+
 def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) -> list:
-    sizes = []
-    for value in values:
-        try:
-            w, h = (int(v) for v in value.lower().split("x"))
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (e.g. 320x192)")
-        if w < 1 or h < 1:
-            raise click.BadParameter(f"{value!r}: width and height must be positive")
-        sizes.append((w, h))
-    return sizes
+    return [parse_wxh(value) for value in values]
 
 
 @click.command()
