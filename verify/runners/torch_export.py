@@ -9,6 +9,7 @@ import torch
 from contract import METADATA_KEY, ArtifactMetadata
 
 from .base import Outputs, Runner, RunnerError, to_numpy_outputs
+from .torch_runner import torch_device
 
 
 def load_program(path: Path) -> Tuple[Any, ArtifactMetadata]:
@@ -36,9 +37,7 @@ class TorchExportRunner(Runner):
 
     @classmethod
     def on_device(cls, path: Path, device: Optional[str]) -> "TorchExportRunner":
-        if device == "cuda" and not torch.cuda.is_available():
-            raise RunnerError("no CUDA device is available to this torch; drop --device cuda")
-        return cls(path, device or "cpu")
+        return cls(path, torch_device(device))
 
     @classmethod
     def read_metadata(cls, path: Path) -> ArtifactMetadata:

@@ -51,6 +51,13 @@ class TorchReference:
         return _run_module(self.model, src, state, downsample_ratio, self.dtype)
 
 
+def torch_device(device: Optional[str]) -> str:
+    """The device a torch-based runner opens on: the CPU by default; "cuda" only where this torch has one."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RunnerError("no CUDA device is available to this torch; drop --device cuda")
+    return device or "cpu"
+
+
 class TorchScriptRunner(Runner):
     kind = "torchscript"
 
@@ -64,9 +71,7 @@ class TorchScriptRunner(Runner):
 
     @classmethod
     def on_device(cls, path: Path, device: Optional[str]) -> "TorchScriptRunner":
-        if device == "cuda" and not torch.cuda.is_available():
-            raise RunnerError("no CUDA device is available to this torch; drop --device cuda")
-        return cls(path, device or "cpu")
+        return cls(path, torch_device(device))
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
