@@ -10,6 +10,37 @@ REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 
 
+def export_artifact(*args: object) -> None:
+    """``rvm-export ARGS`` in-process; the test fails with the command's output unless it exits 0."""
+    from click.testing import CliRunner
+
+    from export.cli import main
+
+    result = CliRunner().invoke(main, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output
+
+
+def run_documented_snippet(doc: str, video: object, folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Run the one ```python block of docs/DOC as written, in ``folder`` (where the test put the artifact under
+    the name the snippet uses), with ``YOUR_VIDEO = video``; returns the snippet's variables."""
+    import re
+
+    (snippet,) = re.findall(r"```python\n(.*?)```", (REPO / "docs" / doc).read_text(), flags=re.S)
+    monkeypatch.chdir(folder)
+    scope: dict = {"YOUR_VIDEO": video}
+    exec(snippet, scope)
+    return scope
+
+
+def last_reference_pha(model: torch.nn.Module, frames: object, ratio: float) -> np.ndarray:
+    """PyTorch's alpha for the last of ``frames`` ([1,3,H,W] each), the recurrent state carried from the first."""
+    rec = [None] * 4
+    with torch.inference_mode():
+        for frame in frames:
+            _, pha, *rec = model(torch.as_tensor(frame), *rec, downsample_ratio=ratio)
+    return pha.numpy()
+
+
 @pytest.fixture(scope="session")
 def weights_path() -> Path:
     if not WEIGHTS.is_file():  # CI always has ../shared; a missing file is a broken setup, not a skip

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import skip_unless_ci
+
 REPO = Path(__file__).resolve().parents[1]
 SKIP = shutil.ignore_patterns(
     ".git", ".venv", "node_modules", "artifacts", "build", "*.egg-info", "__pycache__", ".*_cache", "tests"
@@ -46,9 +48,8 @@ def test_wheel_holds_every_package_and_module(wheel_names: set) -> None:
         assert f"{module}.py" in wheel_names
 
 
+@skip_unless_ci(shutil.which("node") is None, reason="needs Node.js on PATH")
 def test_tfjs_runner_says_how_to_install_its_npm_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if shutil.which("node") is None:
-        pytest.skip("needs Node.js on PATH")
     from contract import METADATA_KEY, ArtifactMetadata
     from verify.runners import tfjs
     from verify.runners.base import RunnerError

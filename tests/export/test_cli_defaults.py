@@ -13,6 +13,8 @@ from export.base import ExportError, load_source
 from export.cli import main
 from export.coreml import format_for
 
+from ..conftest import require
+
 
 @pytest.fixture
 def no_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -121,7 +123,7 @@ def test_every_export_all_job_is_the_cli_default_name(
     ]:
         monkeypatch.setattr(f"{module}.{function}", record, raising=False)
     if job.target in ("tensorflow", "tfjs", "tflite"):
-        pytest.importorskip("tensorflow")
+        require("tensorflow")
         monkeypatch.setattr("export.tensorflow.from_torch", lambda model: model)
         monkeypatch.setattr("export.tensorflow.export_saved_model", record)
         monkeypatch.setattr("export.tfjs.export_tfjs", record)

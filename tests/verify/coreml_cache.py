@@ -7,9 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from export.cli import main as export_main
+from ..conftest import export_artifact
 
 WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 WIDTH, HEIGHT, RATIO = 128, 96, 0.5  # small, and size x ratio is an integer
@@ -28,6 +26,5 @@ def coreml_artifact(fmt: str, precision: str) -> Path:
     output = _folder() / f"rvm_{WIDTH}x{HEIGHT}_s{RATIO:g}_{precision}{SUFFIX[fmt]}"
     args = ["coreml", "--checkpoint", str(WEIGHTS), "--resolution", str(WIDTH), str(HEIGHT)]
     args += ["--downsample-ratio", str(RATIO), "--precision", precision, "--format", fmt, "--output", str(output)]
-    result = CliRunner().invoke(export_main, args)
-    assert result.exit_code == 0, result.output
+    export_artifact(*args)
     return output

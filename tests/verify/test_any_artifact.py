@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from verify.api import verify_artifact
 from verify.cli import main as verify_main
 
+from ..conftest import require
 from ..export.onnx_artifacts import WEIGHTS, exported
 from .test_onnxruntime_runner import always_refine
 
@@ -90,7 +91,7 @@ def test_static_onnx_without_metadata_needs_its_ratio(tmp_path: Path) -> None:
 
 
 def test_coreml_without_metadata_verifies_at_its_fixed_size(tmp_path: Path) -> None:
-    pytest.importorskip("coremltools")
+    require("coremltools")
     import coremltools as ct
 
     from .coreml_cache import RATIO, coreml_artifact
@@ -109,19 +110,18 @@ def test_coreml_without_metadata_verifies_at_its_fixed_size(tmp_path: Path) -> N
 def test_tfjs_box_filter_padded_unlike_pytorch_fails_below_ratio_one(tmp_path: Path, monkeypatch) -> None:
     """A converter whose box filter averages over the valid pixels only (TF's 'SAME' average pool)
     instead of PyTorch's zero-padded mean: right at ratio 1 (no refiner), wrong at the borders below it."""
-    from ..conftest import require
 
     tf = require("tensorflow")
-    from export.cli import main as export_main
     from export.tensorflow import guided_filter
+
+    from ..conftest import export_artifact
 
     def valid_mean(x, radius):
         return tf.nn.avg_pool2d(x, 2 * radius + 1, 1, "SAME")
 
     monkeypatch.setattr(guided_filter, "box_filter", valid_mean)
     out = tmp_path / "other_tfjs"
-    result = CliRunner().invoke(export_main, ["tfjs", "--checkpoint", str(WEIGHTS), "--output", str(out)])
-    assert result.exit_code == 0, result.output
+    export_artifact("tfjs", "--checkpoint", str(WEIGHTS), "--output", str(out))
     model_json = out / "model.json"
     content = json.loads(model_json.read_text())
     content.pop("userDefinedMetadata")

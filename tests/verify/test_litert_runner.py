@@ -1,27 +1,24 @@
 """LiteRT (.tflite): the converted model passes rvm-verify at frame sizes other than the first one the
 interpreter ran, broken ones fail, and the documented snippet runs as written."""
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from click.testing import CliRunner
 
-pytest.importorskip("ai_edge_litert")
-tf = pytest.importorskip("tensorflow")
+from ..conftest import export_artifact, last_reference_pha, require, run_documented_snippet
+
+require("ai_edge_litert")
+tf = require("tensorflow")
 
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from export.base import load_source  # noqa: E402
-from export.cli import main as export_main  # noqa: E402
 from export.tensorflow import from_torch  # noqa: E402
 from export.tflite import export_tflite  # noqa: E402
 from verify.api import verify_artifact  # noqa: E402
 from verify.sequence import Case, build_sequence  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 # One interpreter runs these in order: it is first sized for 96x64, then resized for the others.
 SMALL = dict(frames=3, sizes=[(96, 64), (67, 45), (128, 96)], ratios=[1.0, 0.5])
 BROKEN = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])
@@ -30,8 +27,7 @@ BROKEN = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> Path:
     path = tmp_path_factory.mktemp("tflite") / "rvm_mobilenetv3_fp32.tflite"
-    result = CliRunner().invoke(export_main, ["tflite", "--checkpoint", str(weights_path), "--output", str(path)])
-    assert result.exit_code == 0, result.output
+    export_artifact("tflite", "--checkpoint", str(weights_path), "--output", str(path))
     return path
 
 
@@ -93,16 +89,9 @@ def test_ignored_recurrent_input_fails_after_the_first_frame(tmp_path: Path, wei
 
 
 def test_documented_snippet_runs_as_written(artifact: Path, tmp_path: Path, monkeypatch, real_model) -> None:
-    text = (REPO / "docs" / "tflite.md").read_text()
-    (snippet,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     (tmp_path / "rvm_mobilenetv3_fp32.tflite").symlink_to(artifact)
-    monkeypatch.chdir(tmp_path)
     frames = build_sequence(Case(128, 96, 1, 0.25, 3))
-    scope: dict = {"YOUR_VIDEO": [np.ascontiguousarray(f.transpose(0, 2, 3, 1)) for f in frames]}
-    exec(snippet, scope)
-    rec = [None] * 4
-    with torch.inference_mode():
-        for f in frames:
-            _, ref_pha, *rec = real_model(torch.from_numpy(f), *rec, downsample_ratio=0.25)
+    video = [np.ascontiguousarray(f.transpose(0, 2, 3, 1)) for f in frames]
+    scope = run_documented_snippet("tflite.md", video, tmp_path, monkeypatch)
     assert scope["pha"].shape == (1, 96, 128, 1)
-    assert np.abs(scope["pha"].transpose(0, 3, 1, 2) - ref_pha.numpy()).max() < 2e-3
+    assert np.abs(scope["pha"].transpose(0, 3, 1, 2) - last_reference_pha(real_model, frames, 0.25)).max() < 2e-3

@@ -1,17 +1,17 @@
 """OpenVINO IR: the exported artifact passes rvm-verify, broken ones and reduced CPU precision fail,
 and the documented snippet runs as written."""
 
-import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
-pytest.importorskip("openvino")
+from ..conftest import export_artifact, last_reference_pha, require, run_documented_snippet
+
+require("openvino")
 import openvino as ov  # noqa: E402
 import openvino.opset13 as ops  # noqa: E402
 
@@ -23,7 +23,6 @@ from verify.runners import open_runner  # noqa: E402
 from verify.runners.openvino import OpenVinoRunner  # noqa: E402
 from verify.sequence import Case, build_sequence  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(frames=3, sizes=[(96, 64)], ratios=[1.0, 0.5])
 BROKEN = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])  # frame 1 is where an ignored state shows
 
@@ -35,8 +34,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> d
     for precision in ("fp32", "fp16"):
         path = out / f"rvm_mobilenetv3_{precision}.xml"
         args = ["openvino", "--checkpoint", str(weights_path), "--precision", precision, "--output", str(path)]
-        result = CliRunner().invoke(export_main, args)
-        assert result.exit_code == 0, result.output
+        export_artifact(*args)
         paths[precision] = path
     return paths
 
@@ -149,16 +147,8 @@ def test_export_refuses_an_output_that_is_not_xml(tmp_path: Path, weights_path: 
 
 
 def test_documented_snippet_runs_as_written(artifacts: dict, tmp_path: Path, monkeypatch, real_model) -> None:
-    text = (REPO / "docs" / "openvino.md").read_text()
-    (snippet,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     copy_ir(artifacts["fp32"], tmp_path, "rvm_mobilenetv3_fp32")
-    monkeypatch.chdir(tmp_path)
     frames = build_sequence(Case(128, 96, 1, 0.25, 3))
-    scope: dict = {"YOUR_VIDEO": frames}
-    exec(snippet, scope)
-    rec = [None] * 4
-    with torch.inference_mode():
-        for f in frames:
-            _, ref_pha, *rec = real_model(torch.from_numpy(f), *rec, downsample_ratio=0.25)
+    scope = run_documented_snippet("openvino.md", frames, tmp_path, monkeypatch)
     assert scope["pha"].shape == (1, 1, 96, 128)
-    assert np.abs(scope["pha"] - ref_pha.numpy()).max() < 2e-3
+    assert np.abs(scope["pha"] - last_reference_pha(real_model, frames, 0.25)).max() < 2e-3

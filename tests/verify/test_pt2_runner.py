@@ -1,7 +1,6 @@
 """torch.export (.pt2): the exported program passes rvm-verify (exact at ratio 1), broken ones fail,
 it loads with torch alone, and the documented snippet runs as written."""
 
-import re
 from pathlib import Path
 from typing import Tuple
 
@@ -13,14 +12,14 @@ from torch import Tensor
 
 from contract import METADATA_KEY
 from export.base import load_source
-from export.cli import main as export_main
 from export.pt2 import CeilAvgPool, Pt2MattingNetwork, export_program, resize_by_ratio_tensor
 from model.network import resize_by_ratio
 from verify.api import verify_artifact
 from verify.cli import main as verify_main
 from verify.sequence import Case, build_sequence
 
-REPO = Path(__file__).resolve().parents[2]
+from ..conftest import export_artifact, last_reference_pha, run_documented_snippet
+
 SMALL = dict(frames=3, sizes=[(96, 64), (67, 45)], ratios=[1.0, 0.5])
 BROKEN = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])
 
@@ -28,8 +27,7 @@ BROKEN = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> Path:
     path = tmp_path_factory.mktemp("pt2") / "rvm_mobilenetv3_fp32.pt2"
-    result = CliRunner().invoke(export_main, ["pt2", "--checkpoint", str(weights_path), "--output", str(path)])
-    assert result.exit_code == 0, result.output
+    export_artifact("pt2", "--checkpoint", str(weights_path), "--output", str(path))
     return path
 
 
@@ -94,16 +92,8 @@ def test_ignored_recurrent_input_fails_and_metadata_is_required(tmp_path: Path, 
 
 
 def test_documented_snippet_runs_as_written(artifact: Path, tmp_path: Path, monkeypatch, real_model) -> None:
-    text = (REPO / "docs" / "pt2.md").read_text()
-    (snippet,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     (tmp_path / "rvm_mobilenetv3_fp32.pt2").symlink_to(artifact)
-    monkeypatch.chdir(tmp_path)
     frames = [torch.from_numpy(f) for f in build_sequence(Case(128, 96, 1, 0.25, 3))]
-    scope: dict = {"YOUR_VIDEO": frames}
-    exec(snippet, scope)
-    rec = [None] * 4
-    with torch.inference_mode():
-        for f in frames:
-            _, ref_pha, *rec = real_model(f, *rec, downsample_ratio=0.25)
+    scope = run_documented_snippet("pt2.md", frames, tmp_path, monkeypatch)
     assert scope["pha"].shape == (1, 1, 96, 128)
-    assert np.abs(scope["pha"].numpy() - ref_pha.numpy()).max() < 2e-3
+    assert np.abs(scope["pha"].numpy() - last_reference_pha(real_model, frames, 0.25)).max() < 2e-3

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..conftest import require, requires_browser  # noqa: E402
+from ..conftest import export_artifact, require, requires_browser  # noqa: E402
 
 tf = require("tensorflow")
 require("playwright")
@@ -16,7 +16,6 @@ require("playwright")
 from click.testing import CliRunner  # noqa: E402
 
 from export.base import load_source  # noqa: E402
-from export.cli import main as export_main  # noqa: E402
 from export.tensorflow import from_torch  # noqa: E402
 from export.tfjs import export_tfjs  # noqa: E402
 from verify.api import verify_artifact  # noqa: E402
@@ -39,8 +38,7 @@ def exported(tmp_path_factory):
     for precision, quantize in (("fp32", "none"), ("uint16", "uint16")):
         out = tmp / f"{precision}_tfjs"
         args = ["tfjs", "--checkpoint", str(WEIGHTS), "--quantize", quantize, "--output", str(out)]
-        result = CliRunner().invoke(export_main, args)
-        assert result.exit_code == 0, result.output
+        export_artifact(*args)
         paths[precision] = out
     # The refiner as PyTorch writes it (variance as E[x²] - E[x]²): exact in float32, broken in float16.
     source = load_source(WEIGHTS)

@@ -10,13 +10,14 @@ from click.testing import CliRunner
 from torch import Tensor, nn
 
 from export.base import load_source
-from export.cli import main as export_main
 from export.torchscript import export_torchscript
 from model import MattingNetwork, half_precision, load_checkpoint
 from model.guided_filter import FastGuidedFilterRefiner, box_filter, resize_to, with_grey
 from verify.api import verify_artifact
 from verify.cli import main as verify_main
 from verify.runners import RunnerError
+
+from ..conftest import export_artifact
 
 SMALL = dict(frames=3, sizes=[(96, 64), (67, 45)], ratios=[1.0, 0.5])
 
@@ -78,8 +79,7 @@ def write(module: nn.Module, path: Path, source, precision: str = "fp32", freeze
 def test_exported_torchscript_passes(tmp_path: Path, weights_path: Path, precision: str, freeze: bool) -> None:
     out = tmp_path / f"rvm_{precision}.torchscript"
     args = ["torchscript", "--checkpoint", str(weights_path), "--precision", precision, "--output", str(out)]
-    result = CliRunner().invoke(export_main, args + (["--freeze"] if freeze else []))
-    assert result.exit_code == 0, result.output
+    export_artifact(*args, *(["--freeze"] if freeze else []))
     report = verify_artifact(out, **SMALL)
     assert report.passed, report.table()
     assert report.metadata.precision == precision and report.metadata.options == {"freeze": freeze}

@@ -11,17 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conftest import require, requires_browser  # noqa: E402
+from ..conftest import export_artifact, require, requires_browser  # noqa: E402
 
 tf = require("tensorflow")
 require("playwright")
 av = require("av")
 
 import torch  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from export.cli import main as export_main  # noqa: E402
 from verify.runners.tfjs_browser import BrowserSession  # noqa: E402
 from verify.sequence import Case, build_sequence  # noqa: E402
 
@@ -71,8 +69,7 @@ def test_demo_mattes_a_clip(tmp_path, real_model, weights_path):
     write_clip(frames, tmp_path / "clip.webm")
     model_dir = tmp_path / "rvm_uint16_tfjs"
     args = ["tfjs", "--checkpoint", str(weights_path), "--quantize", "uint16", "--output", str(model_dir)]
-    result = CliRunner().invoke(export_main, args)
-    assert result.exit_code == 0, result.output
+    export_artifact(*args)
 
     session = BrowserSession.get()
     origin = session.mount("/demo/", WEB_DIR)
