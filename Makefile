@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed by `make setup` (every target; users may install fewer: pip install -e '.[onnx]').
 EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs,pt2,openvino,tflite
-NODE_RUNNER := verify/runners/node
+NODE_RUNNER := rvm_export/runtimes/node
 CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=
 ONLY ?=
@@ -32,7 +32,7 @@ test: setup
 	$(PY) -m pytest
 
 export-all: setup
-	$(PY) -m pipeline $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
+	$(PY) -m rvm_export.release $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
 		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY))
 
 # Speed tables (never timed tests): the release artifacts next to an official-style ONNX export (rvm-bench;

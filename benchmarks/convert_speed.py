@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import inference  # noqa: E402
 from inference import DEFAULT_PRESET, GREEN, auto_downsample_ratio, convert_video  # noqa: E402
-from inference_backends import TorchBackend  # noqa: E402
-from inference_utils import VideoReader, VideoWriter  # noqa: E402
 from model import half_precision, load_checkpoint  # noqa: E402
-from verify.sequence import Case, build_sequence  # noqa: E402
+from rvm_export.inference.backends import TorchBackend  # noqa: E402
+from rvm_export.inference.io import VideoReader, VideoWriter  # noqa: E402
+from rvm_export.verify.sequence import Case, build_sequence  # noqa: E402
 
 MBPS = 1.0
 DEFAULT_PLAN = (inference.ENCODER_THREADS, inference.ENCODER_NICE)

@@ -20,14 +20,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.base import at_precision, load_source  # noqa: E402
-from export.torchscript import export_torchscript  # noqa: E402
 from model import load_checkpoint  # noqa: E402
-from verify.harness import default_cases, verify_runner  # noqa: E402
-from verify.report import Report  # noqa: E402
-from verify.runners.torch_runner import TorchScriptRunner, _run_module  # noqa: E402
-from verify.sequence import Case  # noqa: E402
-from verify.tolerances import tolerance_for  # noqa: E402
+from rvm_export.export.base import at_precision, load_source  # noqa: E402
+from rvm_export.export.torchscript import export_torchscript  # noqa: E402
+from rvm_export.runtimes.torch_runner import TorchScriptRunner, _run_module  # noqa: E402
+from rvm_export.verify.harness import default_cases, verify_runner  # noqa: E402
+from rvm_export.verify.report import Report  # noqa: E402
+from rvm_export.verify.sequence import Case  # noqa: E402
+from rvm_export.verify.tolerances import tolerance_for  # noqa: E402
 
 
 class EagerCudaRunner:

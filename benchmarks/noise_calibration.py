@@ -13,9 +13,9 @@ from typing import Tuple
 
 import click
 
-from verify.api import verify_artifact
-from verify.cli import parse_size
-from verify.tolerances import METRICS
+from rvm_export.verify.api import verify_artifact
+from rvm_export.verify.cli import parse_size
+from rvm_export.verify.tolerances import METRICS
 
 
 @click.command()

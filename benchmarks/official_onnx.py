@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from contract import INPUT_NAMES, OUTPUT_NAMES
 from model import MattingNetwork, load_checkpoint
+from rvm_export.contract import INPUT_NAMES, OUTPUT_NAMES
 
 OPSET = 12
 

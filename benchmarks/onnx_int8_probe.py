@@ -20,8 +20,8 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 import onnx
 
-from contract import METADATA_KEY, STATE_INPUTS
-from verify.sequence import Case, build_sequence
+from rvm_export.contract import METADATA_KEY, STATE_INPUTS
+from rvm_export.verify.sequence import Case, build_sequence
 
 
 class SequenceReader:

@@ -17,9 +17,9 @@ from typing import List, Optional
 
 import onnx
 
-from export.base import at_precision, load_source
-from export.onnx import MAX_OPSET, MIN_OPSET, PACKAGES, export_onnx
-from verify.api import verify_artifact
+from rvm_export.export.base import at_precision, load_source
+from rvm_export.export.onnx import MAX_OPSET, MIN_OPSET, PACKAGES, export_onnx
+from rvm_export.verify.api import verify_artifact
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / ".." / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 

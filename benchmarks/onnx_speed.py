@@ -20,10 +20,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from contract import OUTPUT_NAMES, STATE_INPUTS
-from export.base import at_precision, load_source
-from export.onnx import PACKAGES, export_onnx
 from model import load_checkpoint
+from rvm_export.contract import OUTPUT_NAMES, STATE_INPUTS
+from rvm_export.export.base import at_precision, load_source
+from rvm_export.export.onnx import PACKAGES, export_onnx
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / ".." / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 CASES = ((1920, 1080, 0.25), (512, 288, 1.0))

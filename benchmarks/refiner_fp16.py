@@ -18,14 +18,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from export.base import load_source
-from export.onnx import PACKAGES, export_onnx
 from model import half_precision
 from model._frames import fold_time
 from model.guided_filter import box_filter, resize_to, split_fgr_pha, with_grey
-from verify.harness import reference_model, verify_runner
-from verify.runners import open_runner
-from verify.sequence import Case
+from rvm_export.export.base import load_source
+from rvm_export.export.onnx import PACKAGES, export_onnx
+from rvm_export.runtimes import open_runner
+from rvm_export.verify.harness import reference_model, verify_runner
+from rvm_export.verify.sequence import Case
 
 WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 CASES = [Case(320, 192, 1, 0.5, 4), Case(257, 319, 1, 0.375, 4), Case(512, 288, 1, 0.25, 4)]

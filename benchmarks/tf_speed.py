@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from export.base import load_source
-from export.tensorflow import export_saved_model, from_torch
-from export.tfjs import export_tfjs
-from verify.runners.tensorflow import TensorFlowRunner
-from verify.runners.tfjs import TfjsRunner
+from rvm_export.export.base import load_source
+from rvm_export.export.tensorflow import export_saved_model, from_torch
+from rvm_export.export.tfjs import export_tfjs
+from rvm_export.runtimes.tensorflow import TensorFlowRunner
+from rvm_export.runtimes.tfjs import TfjsRunner
 
 WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from export.base import load_source
-from export.tensorflow import from_torch
-from export.tfjs import export_tfjs
-from verify.harness import reference_model, verify_runner
-from verify.runners import open_runner
-from verify.sequence import Case
+from rvm_export.export.base import load_source
+from rvm_export.export.tensorflow import from_torch
+from rvm_export.export.tfjs import export_tfjs
+from rvm_export.runtimes import open_runner
+from rvm_export.verify.harness import reference_model, verify_runner
+from rvm_export.verify.sequence import Case
 
 WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 

@@ -14,7 +14,7 @@ def export_artifact(*args: object) -> None:
     """``rvm-export ARGS`` in-process; the test fails with the command's output unless it exits 0."""
     from click.testing import CliRunner
 
-    from export.cli import main
+    from rvm_export.export.cli import main
 
     result = CliRunner().invoke(main, [str(arg) for arg in args])
     assert result.exit_code == 0, result.output
@@ -83,8 +83,8 @@ def skip_unless_ci(condition: bool, reason: str):
 
 def browser_missing() -> bool:
     """No Chromium, or no TF.js bundle from `npm ci` in verify/runners/node (what the browser runner serves)."""
-    from verify.runners.base import RunnerError
-    from verify.runners.tfjs_browser import TFJS_DIST, chromium_path
+    from rvm_export.runtimes.base import RunnerError
+    from rvm_export.runtimes.tfjs_browser import TFJS_DIST, chromium_path
 
     try:
         chromium_path()

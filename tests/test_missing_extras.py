@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from contract import extras
+from rvm_export.contract import extras
 
 BLOCKER = Path(__file__).parent / "data" / "block_imports"
 BIN = Path(sys.executable).parent
@@ -46,8 +46,8 @@ def test_rvm_export_names_the_extra(tmp_path: Path, target: str, args: list, blo
 
 
 def test_every_export_target_and_runner_kind_has_a_row() -> None:
-    from export.cli import TARGETS
-    from verify.runners import RUNNERS
+    from rvm_export.export.cli import TARGETS
+    from rvm_export.runtimes import RUNNERS
 
     assert {("rvm-export", t) for t in TARGETS} <= set(extras.NEEDS)
     assert {("runner", k) for k in RUNNERS} <= set(extras.NEEDS)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import pipeline
-from export import checkpoints
-from verify import harness
+from rvm_export import release as pipeline
+from rvm_export.export import checkpoints
+from rvm_export.verify import harness
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_bad_checkpoint_and_unknown_target_exit_2(tmp_path: Path) -> None:
 def test_failed_parity_makes_export_all_fail(
     tmp_path: Path, weights_path: Path, tiny: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from verify import tolerances
+    from rvm_export.verify import tolerances
 
     impossible = tolerances.Tolerance(-1, -1, -1)  # even an exact match fails
     gate = tolerances.PrecisionTolerance(-1, impossible, impossible, impossible, impossible, -1, -1)

@@ -34,25 +34,27 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set:
         return set(archive.namelist())
 
 
-def test_wheel_holds_the_node_runner_files(wheel_names: set) -> None:
-    for name in ("tfjs_runner.mjs", "package.json", "package-lock.json"):
-        assert f"verify/runners/node/{name}" in wheel_names
+def test_wheel_holds_the_node_runner_and_browser_page(wheel_names: set) -> None:
+    for name in ("node/tfjs_runner.mjs", "node/package.json", "node/package-lock.json", "browser/runner.html"):
+        assert f"rvm_export/runtimes/{name}" in wheel_names
+    assert "rvm_export/runtimes/browser/runner.js" in wheel_names
     assert not [n for n in wheel_names if "node_modules" in n]
 
 
-def test_wheel_holds_every_package_and_module(wheel_names: set) -> None:
-    for package in ("model", "export", "export/tensorflow", "verify", "verify/runners", "contract"):
-        sources = {p.relative_to(REPO).as_posix() for p in (REPO / package).glob("*.py")}
-        assert sources <= wheel_names, sorted(sources - wheel_names)
-    for module in ("pipeline", "inference", "inference_utils", "inference_backends", "hubconf"):
-        assert f"{module}.py" in wheel_names
+def test_wheel_installs_one_package_and_the_documented_import_names(wheel_names: set) -> None:
+    """rvm_export plus what the RVM documentation imports (model, inference, inference_utils); no hubconf."""
+    top_level = {name.split("/")[0] for name in wheel_names if not name.startswith("rvm_export-")}
+    assert top_level == {"rvm_export", "model", "inference.py", "inference_utils.py"}
+    sources = {p.relative_to(REPO).as_posix() for p in REPO.glob("rvm_export/**/*.py") if "node_modules" not in p.parts}
+    sources |= {p.relative_to(REPO).as_posix() for p in (REPO / "model").glob("*.py")}
+    assert sources <= wheel_names, sorted(sources - wheel_names)
 
 
 @skip_unless_ci(shutil.which("node") is None, reason="needs Node.js on PATH")
 def test_tfjs_runner_says_how_to_install_its_npm_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from contract import METADATA_KEY, ArtifactMetadata
-    from verify.runners import tfjs
-    from verify.runners.base import RunnerError
+    from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+    from rvm_export.runtimes import tfjs
+    from rvm_export.runtimes.base import RunnerError
 
     meta = ArtifactMetadata("tfjs", "mobilenetv3", "fast_guided_filter", "fp32", None, None, seed=0, layout="NHWC")
     model = tmp_path / "model" / "model.json"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from export.cli import main as export_main
-from verify import harness
-from verify.cli import main as verify_main
+from rvm_export.export.cli import main as export_main
+from rvm_export.verify import harness
+from rvm_export.verify.cli import main as verify_main
 
 
 def no_space(*args, **kwargs):

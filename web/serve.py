@@ -1,18 +1,15 @@
 """Serve the demo page with a TF.js model on http://127.0.0.1:PORT/ (the pinned TF.js bundle from
-verify/runners/node/node_modules; run `make setup` first).
+rvm_export/runtimes/node/node_modules; run `make setup` first).
 
 Usage: .venv/bin/python web/serve.py MODEL_DIR [--port 8000]
 Then open the printed address in a browser, pick a video file or the webcam.
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from verify.runners.tfjs_browser import TFJS_MOUNTS, LocalServer  # noqa: E402
+from rvm_export.runtimes.tfjs_browser import TFJS_MOUNTS, LocalServer
 
 WEB_DIR = Path(__file__).resolve().parent
 

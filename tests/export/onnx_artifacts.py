@@ -28,8 +28,8 @@ def exported(
     """The real MobileNetV3 weights exported with these options (read-only: copy before editing).
 
     ``resnet50``: a seeded ResNet50 with the deep guided filter instead (no real weights exist)."""
-    from export.base import at_precision, load_source
-    from export.onnx import PACKAGES, export_onnx
+    from rvm_export.export.base import at_precision, load_source
+    from rvm_export.export.onnx import PACKAGES, export_onnx
 
     source = load_source(None, "resnet50", "deep_guided_filter") if resnet50 else load_source(WEIGHTS)
     options = {"opset": opset, "static": list(static) if static else None, "downsample_ratio": ratio}

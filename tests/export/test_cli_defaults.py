@@ -7,11 +7,11 @@ from typing import List
 import pytest
 from click.testing import CliRunner
 
-import pipeline
-from export import checkpoints, naming
-from export.base import ExportError, load_source
-from export.cli import main
-from export.coreml import format_for
+from rvm_export import release as pipeline
+from rvm_export.export import checkpoints, naming
+from rvm_export.export.base import ExportError, load_source
+from rvm_export.export.cli import main
+from rvm_export.export.coreml import format_for
 
 from ..conftest import require
 
@@ -64,8 +64,8 @@ def test_default_output_and_checkpoint_then_verify_with_no_option(
     tmp_path: Path, weights_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`rvm-export torchscript --precision fp16 --freeze` then `rvm-verify <the printed path>`, from a project folder."""
-    from verify import harness
-    from verify.cli import main as verify_main
+    from rvm_export.verify import harness
+    from rvm_export.verify.cli import main as verify_main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(checkpoints.DEFAULT_CHECKPOINTS, "mobilenetv3", [weights_path])
@@ -113,21 +113,21 @@ def test_every_export_all_job_is_the_cli_default_name(
         return Path(output)
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("export.cli.load_source", lambda *a, **k: tiny_sources[job.variant])
+    monkeypatch.setattr("rvm_export.export.cli.load_source", lambda *a, **k: tiny_sources[job.variant])
     for module, function in [
-        ("export.torchscript_cli", "export_torchscript"),
-        ("export.onnx_cli", "export_onnx"),
-        ("export.coreml_cli", "export_coreml"),
-        ("export.pt2_cli", "export_pt2"),
-        ("export.openvino_cli", "export_openvino"),
+        ("rvm_export.export.torchscript_cli", "export_torchscript"),
+        ("rvm_export.export.onnx_cli", "export_onnx"),
+        ("rvm_export.export.coreml_cli", "export_coreml"),
+        ("rvm_export.export.pt2_cli", "export_pt2"),
+        ("rvm_export.export.openvino_cli", "export_openvino"),
     ]:
         monkeypatch.setattr(f"{module}.{function}", record, raising=False)
     if job.target in ("tensorflow", "tfjs", "tflite"):
         require("tensorflow")
-        monkeypatch.setattr("export.tensorflow.from_torch", lambda model: model)
-        monkeypatch.setattr("export.tensorflow.export_saved_model", record)
-        monkeypatch.setattr("export.tfjs.export_tfjs", record)
-        monkeypatch.setattr("export.tflite.export_tflite", record)
+        monkeypatch.setattr("rvm_export.export.tensorflow.from_torch", lambda model: model)
+        monkeypatch.setattr("rvm_export.export.tensorflow.export_saved_model", record)
+        monkeypatch.setattr("rvm_export.export.tfjs.export_tfjs", record)
+        monkeypatch.setattr("rvm_export.export.tflite.export_tflite", record)
     result = CliRunner().invoke(main, [job.target, "--seed", "0", *job.options])
     assert result.exit_code == 0, result.output
     assert written == [Path("artifacts") / job.name]

@@ -9,11 +9,11 @@ from click.testing import CliRunner
 from coremltools.converters.mil.mil import types
 from coremltools.proto import FeatureTypes_pb2 as ft
 
-from contract import METADATA_KEY, ArtifactMetadata
-from export.cli import main as export_main
+from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+from rvm_export.export.cli import main as export_main
+from rvm_export.runtimes.coreml import check_contract, check_sampling
+from rvm_export.runtimes.mil_interpreter import load_program
 from tests.verify.coreml_cache import HEIGHT, WEIGHTS, WIDTH, coreml_artifact
-from verify.runners.coreml import check_contract, check_sampling
-from verify.runners.mil_interpreter import load_program
 
 STATE_SHAPES = [(1, 16, 24, 32), (1, 20, 12, 16), (1, 40, 6, 8), (1, 64, 3, 4)]  # 128x96 at ratio 0.5
 

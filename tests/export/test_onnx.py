@@ -10,11 +10,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
-from export.cli import main
-from export.onnx import MAX_OPSET, MIN_OPSET
-from export.onnx_graph import GATE_IF_NAME
-from verify.sequence import Case, build_sequence
+from rvm_export.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
+from rvm_export.export.cli import main
+from rvm_export.export.onnx import MAX_OPSET, MIN_OPSET
+from rvm_export.export.onnx_graph import GATE_IF_NAME
+from rvm_export.verify.sequence import Case, build_sequence
 
 from .onnx_artifacts import DOC, WEIGHTS, exported
 
@@ -205,7 +205,7 @@ def test_missing_checkpoint_and_unwritable_output_fail_cleanly(tmp_path: Path) -
 
 def test_cli_exports_a_verified_artifact(tmp_path: Path) -> None:
     """End to end through both command lines (opset 11, the oldest supported)."""
-    from verify.cli import main as verify_main
+    from rvm_export.verify.cli import main as verify_main
 
     result, out = run_cli(tmp_path, "--opset", "11")
     assert result.exit_code == 0, result.output

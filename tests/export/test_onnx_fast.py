@@ -7,12 +7,12 @@ from typing import Optional, Tuple
 import pytest
 import torch
 
-from export.base import at_precision, load_source
-from export.onnx import PACKAGES, export_onnx
-from export.onnx_fast import CHANNEL_BLOCK, FastDecoder, padded_conv, upsample2x_like
 from model import seeded_random_model
 from model.decoder import upsample2x_to
-from verify.api import verify_artifact
+from rvm_export.export.base import at_precision, load_source
+from rvm_export.export.onnx import PACKAGES, export_onnx
+from rvm_export.export.onnx_fast import CHANNEL_BLOCK, FastDecoder, padded_conv, upsample2x_like
+from rvm_export.verify.api import verify_artifact
 
 # With tests/verify/test_onnxruntime_runner.py (real MobileNetV3 + fast guided filter fp32/fp16 dynamic and fp32
 # static; seeded ResNet50 + deep guided filter fp32 dynamic) every variant, refiner, precision and mode is covered.

@@ -14,7 +14,7 @@ tf = require("tensorflow")
 
 from click.testing import CliRunner  # noqa: E402
 
-from export.cli import main  # noqa: E402
+from rvm_export.export.cli import main  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 OUTPUTS = {"fgr", "pha", "r1o", "r2o", "r3o", "r4o"}

@@ -6,9 +6,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from contract import METADATA_KEY, ArtifactMetadata
-from export.base import ExportError, atomic_output
-from export.cli import main
+from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+from rvm_export.export.base import ExportError, atomic_output
+from rvm_export.export.cli import main
 
 
 def export(args: list) -> object:

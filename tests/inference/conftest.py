@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from verify.sequence import Case, build_sequence
+from rvm_export.verify.sequence import Case, build_sequence
 
 from .helpers import encode_clip
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from model import MattingNetwork
-from verify.sequence import Case, build_sequence
+from rvm_export.verify.sequence import Case, build_sequence
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from export.base import load_source
-from export.torchscript import export_torchscript
 from inference import convert_video
-from inference_utils import InferenceError
-from verify.runners.base import Runner, to_numpy_outputs
+from rvm_export.export.base import load_source
+from rvm_export.export.torchscript import export_torchscript
+from rvm_export.inference.io import InferenceError
+from rvm_export.runtimes.base import Runner, to_numpy_outputs
 
 from ..conftest import require
 from .helpers import read_pngs, read_video, reference_alpha
@@ -118,7 +118,7 @@ def test_onnx_artifact_path_matches_pytorch(weights_path, clip, expected_alpha, 
     require("onnxruntime")
     from click.testing import CliRunner
 
-    from export.cli import main as rvm_export
+    from rvm_export.export.cli import main as rvm_export
 
     artifact = tmp_path / "rvm.onnx"
     args = ["onnx", "--checkpoint", str(weights_path), "--output", str(artifact)]

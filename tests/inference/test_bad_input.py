@@ -10,7 +10,7 @@ from PIL import Image
 
 import inference
 from inference import convert_video
-from inference_utils import InferenceError
+from rvm_export.inference.io import InferenceError
 
 from .helpers import leftovers
 
@@ -183,10 +183,10 @@ def test_output_path_is_a_folder(weights_path, real_model, clip, tmp_path, out) 
 def test_disk_full_while_encoding(weights_path, real_model, clip, out, monkeypatch) -> None:
     import errno
 
-    import inference_utils
+    from rvm_export.inference import io
 
     def full(self, array) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(inference_utils._Encoder, "encode", full)
+    monkeypatch.setattr(io._Encoder, "encode", full)
     _assert_fails(weights_path, real_model, clip, out, "No space left on device")

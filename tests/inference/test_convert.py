@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inference import auto_downsample_ratio, convert_video
-from inference_utils import InferenceError
+from rvm_export.inference.io import InferenceError
 
 from .helpers import GREEN, read_pngs, read_video, reference_alpha
 
@@ -164,7 +164,7 @@ def test_crf_replaces_the_bit_rate(real_model, clip: Path, tmp_path: Path) -> No
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities are per thread on Linux")
 def test_encoder_threads_run_below_the_model() -> None:
     """_lower_priority lowers only the calling thread (the model's threads keep theirs)."""
-    from inference import _lower_priority
+    from rvm_export.inference.convert import _lower_priority
 
     seen = {}
 
@@ -184,7 +184,7 @@ def test_rendering_rounds_clamps_and_composes_like_the_float_formula() -> None:
     import torch
 
     from inference import GREEN as BACKGROUND
-    from inference import _to_uint8
+    from rvm_export.inference.convert import _to_uint8
 
     x = torch.tensor([-0.1, 0.0, 0.4 / 255, 0.6 / 255, 0.5, 1.0, 1.2]).view(1, 1, 1, 7).expand(2, 3, 1, 7)
     out = _to_uint8(x)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from inference_utils import ImageSequenceReader, ImageSequenceWriter, InferenceError, VideoReader, VideoWriter
+from rvm_export.inference.io import ImageSequenceReader, ImageSequenceWriter, InferenceError, VideoReader, VideoWriter
 
 from .helpers import leftovers, read_pngs, read_video
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from verify.api import verify_artifact
-from verify.cli import main as verify_main
+from rvm_export.verify.api import verify_artifact
+from rvm_export.verify.cli import main as verify_main
 
 from ..conftest import require
 from ..export.onnx_artifacts import WEIGHTS, exported
@@ -63,8 +63,8 @@ def test_official_like_onnx_fails_at_ratio_one_and_passes_below(tmp_path: Path) 
 
 
 def test_torchscript_without_metadata_reads_its_precision(tmp_path: Path) -> None:
-    from export.base import at_precision, load_source
-    from export.torchscript import export_torchscript
+    from rvm_export.export.base import at_precision, load_source
+    from rvm_export.export.torchscript import export_torchscript
 
     source = load_source(WEIGHTS)
     ours = export_torchscript(
@@ -112,7 +112,7 @@ def test_tfjs_box_filter_padded_unlike_pytorch_fails_below_ratio_one(tmp_path: P
     instead of PyTorch's zero-padded mean: right at ratio 1 (no refiner), wrong at the borders below it."""
 
     tf = require("tensorflow")
-    from export.tensorflow import guided_filter
+    from rvm_export.export.tensorflow import guided_filter
 
     from ..conftest import export_artifact
 

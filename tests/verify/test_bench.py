@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 from click.testing import CliRunner
 
-from verify.bench import main as bench_main
+from rvm_export.verify.bench import main as bench_main
 
 from ..export.onnx_artifacts import REPO, WEIGHTS, exported
 from .test_onnxruntime_runner import perturb_first_conv

@@ -15,13 +15,9 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.proto import NeuralNetwork_pb2 as nn_pb
 from torch.nn import functional as F
 
-from contract import METADATA_KEY
-from tests.verify.coreml_cache import HEIGHT, RATIO, WIDTH, coreml_artifact
-from verify.api import verify_artifact
-from verify.cli import main as verify_main
-from verify.harness import verify_runner
-from verify.runners.coreml import CoreMLRunner
-from verify.runners.mil_interpreter import (
+from rvm_export.contract import METADATA_KEY
+from rvm_export.runtimes.coreml import CoreMLRunner
+from rvm_export.runtimes.mil_interpreter import (
     MilInterpreter,
     UnsupportedOpError,
     avg_pool,
@@ -29,7 +25,11 @@ from verify.runners.mil_interpreter import (
     slice_by_index,
     upsample_bilinear,
 )
-from verify.sequence import Case
+from rvm_export.verify.api import verify_artifact
+from rvm_export.verify.cli import main as verify_main
+from rvm_export.verify.harness import verify_runner
+from rvm_export.verify.sequence import Case
+from tests.verify.coreml_cache import HEIGHT, RATIO, WIDTH, coreml_artifact
 
 FRAMES = 3
 OP = SimpleNamespace(name="test")

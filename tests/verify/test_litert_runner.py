@@ -13,11 +13,11 @@ tf = require("tensorflow")
 
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
-from export.base import load_source  # noqa: E402
-from export.tensorflow import from_torch  # noqa: E402
-from export.tflite import export_tflite  # noqa: E402
-from verify.api import verify_artifact  # noqa: E402
-from verify.sequence import Case, build_sequence  # noqa: E402
+from rvm_export.export.base import load_source  # noqa: E402
+from rvm_export.export.tensorflow import from_torch  # noqa: E402
+from rvm_export.export.tflite import export_tflite  # noqa: E402
+from rvm_export.verify.api import verify_artifact  # noqa: E402
+from rvm_export.verify.sequence import Case, build_sequence  # noqa: E402
 
 # One interpreter runs these in order: it is first sized for 96x64, then resized for the others.
 SMALL = dict(frames=3, sizes=[(96, 64), (67, 45), (128, 96)], ratios=[1.0, 0.5])

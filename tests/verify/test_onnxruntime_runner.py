@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 from onnx import helper, numpy_helper
 
-from contract import STATE_INPUTS
-from export.onnx_graph import GATE_IF_NAME
-from verify.api import verify_artifact
-from verify.cli import main as verify_main
-from verify.runners import RunnerError, open_runner
-from verify.runners.onnxruntime import OnnxRuntimeRunner
+from rvm_export.contract import STATE_INPUTS
+from rvm_export.export.onnx_graph import GATE_IF_NAME
+from rvm_export.runtimes import RunnerError, open_runner
+from rvm_export.runtimes.onnxruntime import OnnxRuntimeRunner
+from rvm_export.verify.api import verify_artifact
+from rvm_export.verify.cli import main as verify_main
 
 from ..export.onnx_artifacts import exported
 

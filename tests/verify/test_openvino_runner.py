@@ -15,13 +15,13 @@ require("openvino")
 import openvino as ov  # noqa: E402
 import openvino.opset13 as ops  # noqa: E402
 
-from contract import METADATA_KEY, STATE_INPUTS  # noqa: E402
-from export.cli import main as export_main  # noqa: E402
-from verify.api import verify_artifact  # noqa: E402
-from verify.harness import verify_runner  # noqa: E402
-from verify.runners import open_runner  # noqa: E402
-from verify.runners.openvino import OpenVinoRunner  # noqa: E402
-from verify.sequence import Case, build_sequence  # noqa: E402
+from rvm_export.contract import METADATA_KEY, STATE_INPUTS  # noqa: E402
+from rvm_export.export.cli import main as export_main  # noqa: E402
+from rvm_export.runtimes import open_runner  # noqa: E402
+from rvm_export.runtimes.openvino import OpenVinoRunner  # noqa: E402
+from rvm_export.verify.api import verify_artifact  # noqa: E402
+from rvm_export.verify.harness import verify_runner  # noqa: E402
+from rvm_export.verify.sequence import Case, build_sequence  # noqa: E402
 
 SMALL = dict(frames=3, sizes=[(96, 64)], ratios=[1.0, 0.5])
 BROKEN = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])  # frame 1 is where an ignored state shows

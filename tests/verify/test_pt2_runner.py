@@ -10,13 +10,13 @@ import torch
 from click.testing import CliRunner
 from torch import Tensor
 
-from contract import METADATA_KEY
-from export.base import load_source
-from export.pt2 import CeilAvgPool, Pt2MattingNetwork, export_program, resize_by_ratio_tensor
 from model.network import resize_by_ratio
-from verify.api import verify_artifact
-from verify.cli import main as verify_main
-from verify.sequence import Case, build_sequence
+from rvm_export.contract import METADATA_KEY
+from rvm_export.export.base import load_source
+from rvm_export.export.pt2 import CeilAvgPool, Pt2MattingNetwork, export_program, resize_by_ratio_tensor
+from rvm_export.verify.api import verify_artifact
+from rvm_export.verify.cli import main as verify_main
+from rvm_export.verify.sequence import Case, build_sequence
 
 from ..conftest import export_artifact, last_reference_pha, run_documented_snippet
 

@@ -9,10 +9,10 @@ from ..conftest import require  # noqa: E402
 
 tf = require("tensorflow")
 
-from export.base import load_source  # noqa: E402
-from export.tensorflow import export_saved_model, from_torch  # noqa: E402
-from verify.api import verify_artifact  # noqa: E402
-from verify.runners import RunnerError, open_runner  # noqa: E402
+from rvm_export.export.base import load_source  # noqa: E402
+from rvm_export.export.tensorflow import export_saved_model, from_torch  # noqa: E402
+from rvm_export.runtimes import RunnerError, open_runner  # noqa: E402
+from rvm_export.verify.api import verify_artifact  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 SIZES = [(97, 65)]

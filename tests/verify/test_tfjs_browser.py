@@ -15,13 +15,13 @@ require("playwright")
 
 from click.testing import CliRunner  # noqa: E402
 
-from export.base import load_source  # noqa: E402
-from export.tensorflow import from_torch  # noqa: E402
-from export.tfjs import export_tfjs  # noqa: E402
-from verify.api import verify_artifact  # noqa: E402
-from verify.cli import main as verify_main  # noqa: E402
-from verify.runners import RunnerError, open_runner, tfjs_browser  # noqa: E402
-from verify.runners.tfjs_browser import BrowserSession  # noqa: E402
+from rvm_export.export.base import load_source  # noqa: E402
+from rvm_export.export.tensorflow import from_torch  # noqa: E402
+from rvm_export.export.tfjs import export_tfjs  # noqa: E402
+from rvm_export.runtimes import RunnerError, open_runner, tfjs_browser  # noqa: E402
+from rvm_export.runtimes.tfjs_browser import BrowserSession  # noqa: E402
+from rvm_export.verify.api import verify_artifact  # noqa: E402
+from rvm_export.verify.cli import main as verify_main  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 # Ratio 0.5 runs the guided-filter refiner, where float16 textures used to break alpha.

@@ -13,10 +13,10 @@ tf = require("tensorflow")
 
 from click.testing import CliRunner  # noqa: E402
 
-from export.cli import main  # noqa: E402
-from verify.api import verify_artifact  # noqa: E402
-from verify.runners import RunnerError, open_runner  # noqa: E402
-from verify.runners.tfjs import NODE_DIR  # noqa: E402
+from rvm_export.export.cli import main  # noqa: E402
+from rvm_export.runtimes import RunnerError, open_runner  # noqa: E402
+from rvm_export.runtimes.tfjs import NODE_DIR  # noqa: E402
+from rvm_export.verify.api import verify_artifact  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 SIZES = [(97, 65)]

@@ -9,13 +9,13 @@ import torch
 from click.testing import CliRunner
 from torch import Tensor, nn
 
-from export.base import load_source
-from export.torchscript import export_torchscript
 from model import MattingNetwork, half_precision, load_checkpoint
 from model.guided_filter import FastGuidedFilterRefiner, box_filter, resize_to, with_grey
-from verify.api import verify_artifact
-from verify.cli import main as verify_main
-from verify.runners import RunnerError
+from rvm_export.export.base import load_source
+from rvm_export.export.torchscript import export_torchscript
+from rvm_export.runtimes import RunnerError
+from rvm_export.verify.api import verify_artifact
+from rvm_export.verify.cli import main as verify_main
 
 from ..conftest import export_artifact
 
@@ -170,8 +170,8 @@ def test_cli_exit_codes_and_json(tmp_path: Path, source, weights_path: Path) -> 
 
 
 def test_cpu_only_runners_refuse_another_device(tmp_path: Path) -> None:
-    from verify.runners.onnxruntime import OnnxRuntimeRunner
-    from verify.runners.tensorflow import TensorFlowRunner
+    from rvm_export.runtimes.onnxruntime import OnnxRuntimeRunner
+    from rvm_export.runtimes.tensorflow import TensorFlowRunner
 
     with pytest.raises(RunnerError, match="runs on the CPU only; drop --device cuda"):
         TensorFlowRunner.on_device(tmp_path / "model_tf", "cuda")

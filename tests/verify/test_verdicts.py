@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from onnx import numpy_helper
 
 from model import load_checkpoint
-from verify.api import verify_artifact
-from verify.cli import main as verify_main
-from verify.harness import verify_runner
-from verify.report import Report
-from verify.runners.torch_runner import TorchReference
-from verify.sequence import Case, build_sequence
-from verify.tolerances import Tolerance, tolerance_for
+from rvm_export.runtimes.torch_runner import TorchReference
+from rvm_export.verify.api import verify_artifact
+from rvm_export.verify.cli import main as verify_main
+from rvm_export.verify.harness import verify_runner
+from rvm_export.verify.report import Report
+from rvm_export.verify.sequence import Case, build_sequence
+from rvm_export.verify.tolerances import Tolerance, tolerance_for
 
 from ..export.onnx_artifacts import WEIGHTS, exported
 
@@ -121,7 +121,7 @@ class DriftingRunner:
 
 
 def test_accumulating_error_is_named_drift() -> None:
-    from export.base import load_source
+    from rvm_export.export.base import load_source
 
     source = load_source(WEIGHTS)
     metadata = source.metadata("test", "fp32")
@@ -135,8 +135,8 @@ def test_accumulating_error_is_named_drift() -> None:
 
 
 def test_a_crashing_backend_is_an_artifact_failure_not_bad_input(tmp_path: Path) -> None:
-    from export.base import load_source
-    from export.torchscript import export_torchscript
+    from rvm_export.export.base import load_source
+    from rvm_export.export.torchscript import export_torchscript
 
     class CrashesOnSecondFrame(torch.nn.Module):
         def __init__(self, net: torch.nn.Module) -> None:
@@ -175,8 +175,8 @@ def test_localize_names_the_perturbed_module_in_onnx(tmp_path: Path) -> None:
 
 
 def test_localize_names_the_perturbed_module_in_torchscript(tmp_path: Path) -> None:
-    from export.base import load_source
-    from export.torchscript import export_torchscript
+    from rvm_export.export.base import load_source
+    from rvm_export.export.torchscript import export_torchscript
 
     source = load_source(WEIGHTS)
     net = load_checkpoint(WEIGHTS)

@@ -20,8 +20,8 @@ av = require("av")
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from verify.runners.tfjs_browser import BrowserSession  # noqa: E402
-from verify.sequence import Case, build_sequence  # noqa: E402
+from rvm_export.runtimes.tfjs_browser import BrowserSession  # noqa: E402
+from rvm_export.verify.sequence import Case, build_sequence  # noqa: E402
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 CLIP = Case(160, 96, 1, 0.5, 12)  # width, height, batch, ratio, frames

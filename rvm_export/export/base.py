@@ -1,0 +1,123 @@
+"""What every export target shares: where the weights come from, metadata, atomic writes."""
+
+import contextlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+from model import MattingNetwork, half_precision, load_checkpoint, seeded_random_model, sha256_file
+from rvm_export.contract import ArtifactMetadata, tool_versions
+from rvm_export.contract.files import os_reason, unwritable_reason
+
+PRECISIONS = ("fp32", "fp16")
+# Files that mark a folder as an earlier artifact (SavedModel, TF.js, .mlpackage) that may be replaced.
+ARTIFACT_DIR_MARKERS = ("saved_model.pb", "model.json", "Manifest.json")
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be done as asked; the message says what to change."""
+
+
+@dataclass
+class ModelSource:
+    """The fp32 reference model plus where its weights came from."""
+
+    model: MattingNetwork
+    checkpoint: Optional[str]
+    checkpoint_sha256: Optional[str]
+    seed: Optional[int]
+
+    @property
+    def label(self) -> str:
+        if self.checkpoint is None:
+            return f"seeded random initialisation (seed {self.seed}), NOT trained weights"
+        return f"{self.checkpoint} (sha256 {self.checkpoint_sha256})"
+
+    def metadata(self, fmt: str, precision: str, *packages: str, **options: object) -> ArtifactMetadata:
+        return ArtifactMetadata(
+            format=fmt,
+            variant=self.model.variant,
+            refiner=self.model.refiner_name,
+            precision=precision,
+            checkpoint=self.checkpoint,
+            checkpoint_sha256=self.checkpoint_sha256,
+            seed=self.seed,
+            options=dict(options),
+            tools=tool_versions(*packages),
+        )
+
+
+def load_source(
+    checkpoint: Optional[str | Path],
+    variant: Optional[str] = None,
+    refiner: Optional[str] = None,
+    seed: int = 0,
+) -> ModelSource:
+    """Real weights from ``checkpoint``, or a seeded random initialisation when it is None."""
+    if checkpoint is None:
+        model = seeded_random_model(variant or "mobilenetv3", refiner or "deep_guided_filter", seed)
+        return ModelSource(model, None, None, seed)
+    path = Path(checkpoint)
+    model = load_checkpoint(path, variant, refiner)
+    return ModelSource(model, str(path), sha256_file(path), None)
+
+
+def at_precision(model: MattingNetwork, precision: str) -> MattingNetwork:
+    """The model converted to ``precision`` (fp16 keeps the guided-filter refiner in fp32)."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return half_precision(model) if precision == "fp16" else model.float()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_output(output: str | Path, folder: Optional[bool] = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``output`` (same suffix); move it into place only on success.
+
+    An interrupted or failed export leaves nothing that looks like a finished artifact, and an OS
+    error while writing (permission, read-only filesystem, disk full) becomes an ExportError.
+    Works for files and for directories (SavedModel, TF.js, .mlpackage); ``folder`` says which the
+    artifact is, so a file artifact refuses an existing folder at ``output`` (None: either)."""
+    output = Path(output)
+    as_folder = output.is_dir() if folder is None else folder
+    problem = unwritable_reason(output, folder=as_folder)
+    if problem is None and as_folder and output.is_dir() and any(output.iterdir()):
+        if not any((output / m).exists() for m in ARTIFACT_DIR_MARKERS):
+            problem = f"{output} is a non-empty folder that is not an artifact"
+    if problem is not None:
+        raise ExportError(f"{problem}; choose another --output")
+    tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise ExportError(f"the exporter wrote nothing for {output}")
+        _remove(output)
+        os.replace(tmp, output)
+    except OSError as exc:
+        raise ExportError(f"writing {output} failed ({os_reason(exc)}); free some space or choose another --output")
+    except ExportError:
+        raise
+    except Exception as exc:
+        # Writers that wrap the OS error in their own exception (TensorFlow, coremltools): a full disk is
+        # still the user's to fix. Anything else is a bug and keeps its traceback.
+        if _nearly_full(output.parent):
+            raise ExportError(f"writing {output} failed: the disk is full ({type(exc).__name__}); free some space")
+        raise
+    finally:
+        _remove(tmp)
+
+
+def _nearly_full(folder: Path, margin: int = 16 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False

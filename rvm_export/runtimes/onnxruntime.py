@@ -1,0 +1,134 @@
+"""ONNX Runtime runner: the documented io-binding loop, states kept on the device.
+
+Uses the CUDA execution provider when this ONNX Runtime has it (onnxruntime-gpu), else the CPU.
+The recurrent state is the list of ``OrtValue`` outputs of the previous frame, bound straight
+back as the next frame's inputs, so on CUDA it never leaves the GPU (only fgr/pha and a copy of
+the states for comparison come back). This is the RVM documentation's ``io_binding`` loop.
+"""
+
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+import onnxruntime as ort
+
+from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
+
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of, to_numpy_outputs
+
+ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def default_providers() -> List[str]:
+    """CUDA first when available, always with the CPU as fallback."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def open_session(path: Path, providers: Optional[Sequence[str]] = None) -> ort.InferenceSession:
+    if not path.is_file():
+        raise RunnerError(f"artifact not found: {path}")
+    try:
+        return ort.InferenceSession(str(path), providers=list(providers or default_providers()))
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types for foreign or broken files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunnerError(f"{path} is not a loadable ONNX model: {first[:300]}")
+
+
+def session_metadata(session: ort.InferenceSession) -> Optional[ArtifactMetadata]:
+    text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    return ArtifactMetadata.from_json(text) if text else None
+
+
+def weight_dtypes(path: Path) -> List[str]:
+    """Storage dtype of each large initializer; a quantized weight (the data input of a
+    DequantizeLinear) counts as its integer type."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graphs, dtypes = [model.graph], []
+    while graphs:  # the refiner of our exports lives in an If's subgraph
+        graph = graphs.pop()
+        for node in graph.node:
+            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+        for init in graph.initializer:
+            if int(np.prod(init.dims)) >= LARGE_TENSOR:
+                dtypes.append(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(init.data_type)).name)
+    return dtypes
+
+
+class OnnxRuntimeRunner(Runner):
+    kind = "onnx"
+
+    def __init__(self, path: str | Path, providers: Optional[Sequence[str]] = None) -> None:
+        self.path = Path(path)
+        self.session = open_session(self.path, providers)
+        self.metadata = session_metadata(self.session)
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        missing = [n for n in ("src", *STATE_INPUTS) if n not in self.inputs]
+        if missing:
+            raise RunnerError(f"{self.path} lacks the inputs {', '.join(missing)}; it is not an RVM artifact")
+        src_type = self.inputs["src"].type
+        if src_type not in ORT_DTYPES:
+            raise RunnerError(f"{self.path}: src is {src_type}; expected float or float16")
+        self.dtype = ORT_DTYPES[src_type]
+        self.device = "cuda" if "CUDAExecutionProvider" in self.session.get_providers() else "cpu"
+
+    @classmethod
+    def on_device(cls, path: Path, device: Optional[str]) -> "OnnxRuntimeRunner":
+        """None: CUDA when this onnxruntime has it, else the CPU; "cuda" insists on CUDA."""
+        if device is None:
+            return cls(path)
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RunnerError("this onnxruntime has no CUDA provider; install onnxruntime-gpu or drop --device cuda")
+        return cls(path, ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"])
+
+    @classmethod
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
+        return session_metadata(open_session(Path(path), ["CPUExecutionProvider"]))
+
+    def facts(self) -> ArtifactFacts:
+        stored = weight_dtypes(self.path)
+        io = "float16" if self.dtype == np.float16 else "float32"
+        facts = precision_of(stored, f"src is {io}; initializers")
+        if io == "float16" and facts.precision == "fp32":  # fp16 I/O around fp32 weights is not an fp32 model
+            facts = ArtifactFacts("fp16", facts.evidence)
+        shape = self.inputs["src"].shape
+        fixed = tuple(shape[2:]) if all(isinstance(d, int) for d in shape) else None
+        return ArtifactFacts(
+            facts.precision,
+            facts.evidence,
+            (int(fixed[1]), int(fixed[0])) if fixed else None,
+            "downsample_ratio" in self.inputs,
+        )
+
+    def fixed_case(self) -> Optional[Tuple[int, int, float]]:
+        static = self.metadata.options.get("static") if self.metadata else None
+        if not static:
+            return None
+        width, height = static
+        return int(width), int(height), float(self.metadata.options["downsample_ratio"])
+
+    def initial_state(self, batch: int) -> List[ort.OrtValue]:
+        """[1,1,1,1] zeros (dynamic artifacts), or zeros of the fixed state shapes (static ones)."""
+        states = []
+        for name in STATE_INPUTS:
+            shape = [1, 1, 1, 1] if self.fixed_case() is None else list(self.inputs[name].shape)
+            states.append(ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, self.dtype), self.device))
+        return states
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        fixed = self.fixed_case()
+        if fixed is not None and not np.isclose(fixed[2], downsample_ratio):
+            raise RunnerError(f"{self.path} has the ratio {fixed[2]} baked in; it cannot run at {downsample_ratio}")
+        io = self.session.io_binding()
+        io.bind_cpu_input("src", np.ascontiguousarray(src, dtype=self.dtype))
+        for name, value in zip(STATE_INPUTS, state, strict=True):
+            io.bind_ortvalue_input(name, value)
+        if "downsample_ratio" in self.inputs:
+            io.bind_cpu_input("downsample_ratio", np.asarray([downsample_ratio], dtype=np.float32))
+        for name in OUTPUT_NAMES:
+            io.bind_output(name, self.device)
+        self.session.run_with_iobinding(io)
+        values = io.get_outputs()
+        return to_numpy_outputs([v.numpy() for v in values]), list(values[2:])

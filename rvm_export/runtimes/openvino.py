@@ -1,0 +1,69 @@
+"""OpenVINO runner: the CPU plugin, at the inference precision the artifact was verified for.
+
+OpenVINO's CPU plugin computes in bf16 by default on CPUs with AVX-512-BF16 or AMX, whatever
+the IR's precision; with the fast guided filter that moves single alpha pixels by up to 1.0.
+The runner therefore pins ``INFERENCE_PRECISION_HINT`` to the artifact's
+``options.inference_precision`` (f32). ``inference_precision=`` or the environment variable
+``RVM_OPENVINO_PRECISION`` (f32, bf16, f16) overrides it, to measure what another setting does.
+"""
+
+import os
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+import openvino as ov
+
+from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
+
+from .base import Outputs, Runner, RunnerError
+
+PRECISION_ENV = "RVM_OPENVINO_PRECISION"
+HINTS = ("f32", "bf16", "f16")
+
+
+def read_model(path: Path) -> ov.Model:
+    if not path.is_file():
+        raise RunnerError(f"artifact not found: {path}")
+    if not path.with_suffix(".bin").is_file():
+        raise RunnerError(f"{path.with_suffix('.bin')} is missing; an OpenVINO IR needs its .bin beside the .xml")
+    try:
+        return ov.Core().read_model(str(path))
+    except Exception as exc:  # OpenVINO raises RuntimeError with multi-line C++ context
+        raise RunnerError(f"{path} is not a loadable OpenVINO IR: {str(exc).strip().splitlines()[0][:300]}")
+
+
+def model_metadata(model: ov.Model, path: Path) -> ArtifactMetadata:
+    if not model.has_rt_info([METADATA_KEY]):
+        raise RunnerError(f"{path} carries no {METADATA_KEY} in its rt_info; it was not written by rvm-export")
+    return ArtifactMetadata.from_json(model.get_rt_info([METADATA_KEY]).astype(str))
+
+
+class OpenVinoRunner(Runner):
+    kind = "openvino"
+
+    def __init__(self, path: str | Path, inference_precision: Optional[str] = None) -> None:
+        self.path = Path(path)
+        model = read_model(self.path)
+        self.metadata = model_metadata(model, self.path)
+        hint = inference_precision or os.environ.get(PRECISION_ENV) or self.metadata.options.get("inference_precision")
+        if hint not in HINTS:
+            raise RunnerError(f"inference precision {hint!r} is not one of {', '.join(HINTS)} (set {PRECISION_ENV})")
+        self.compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        # What the plugin really uses (a CPU without bf16 support falls back to f32).
+        self.inference_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        self.request = self.compiled.create_infer_request()
+
+    @classmethod
+    def read_metadata(cls, path: Path) -> ArtifactMetadata:
+        return model_metadata(read_model(Path(path)), Path(path))
+
+    def initial_state(self, batch: int) -> List[np.ndarray]:
+        return [np.zeros((1, 1, 1, 1), np.float32)] * 4
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        feeds = {"src": np.ascontiguousarray(src, np.float32), **dict(zip(STATE_INPUTS, state, strict=True))}
+        feeds["downsample_ratio"] = np.asarray([downsample_ratio], np.float32)
+        result = self.request.infer(feeds)
+        out = {name: np.array(result[self.compiled.output(name)], dtype=np.float32) for name in OUTPUT_NAMES}
+        return out, [out[name] for name in STATE_OUTPUTS]

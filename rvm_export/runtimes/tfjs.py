@@ -1,0 +1,141 @@
+"""TF.js graph-model runner: drives ``node/tfjs_runner.mjs`` (TF.js WebAssembly backend) as one
+persistent subprocess, so the model loads once per artifact.
+
+The recurrent state is the NHWC float32 arrays the model returned (scalar zeros on the first
+frame), sent back with the next frame; the Node side keeps nothing between requests.
+Set ``RVM_TFJS_BACKEND=cpu`` to use the pure-JavaScript backend instead (much slower).
+
+The script, package.json and package-lock.json are installed with the package (also by a plain,
+non-editable ``pip install``); the npm packages they lock are not (~30 MB, platform-independent JS and
+WebAssembly): ``npm ci --omit=dev`` in :data:`NODE_DIR` installs them once (``make setup`` does it in a
+checkout). Node.js resolves them from beside the script, so they have to live in that folder.
+"""
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+
+from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
+
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+SCRIPT = NODE_DIR / "tfjs_runner.mjs"
+
+
+def model_dir(path: Path) -> Path:
+    return path.parent if path.name == "model.json" else path
+
+
+def read_model_json(path: Path) -> dict:
+    model_json = model_dir(path) / "model.json"
+    try:
+        content = json.loads(model_json.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunnerError(f"{model_json} is not a readable TF.js model.json: {exc}")
+    if not isinstance(content, dict):
+        raise RunnerError(f"{model_json} is not a TF.js model.json (not a JSON object)")
+    return content
+
+
+def encode_request(src: np.ndarray, state: Any, downsample_ratio: float) -> bytes:
+    """One frame for a TF.js runner page or process: a JSON header line (ratio, input names and NHWC shapes),
+    then the inputs as raw little-endian float32."""
+    inputs = [("src", src.transpose(0, 2, 3, 1)), *zip(STATE_INPUTS, state, strict=True)]
+    header = {"ratio": float(downsample_ratio), "inputs": [{"name": n, "shape": list(a.shape)} for n, a in inputs]}
+    payload = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for _, a in inputs)
+    return json.dumps(header).encode() + b"\n" + payload
+
+
+def weights_manifest_facts(path: Path) -> ArtifactFacts:
+    """Precision from the weights manifest: a quantized weight counts as its stored integer type."""
+    dtypes = []
+    for group in read_model_json(path).get("weightsManifest", []):
+        for weight in group.get("weights", []):
+            if int(np.prod(weight.get("shape", []))) >= LARGE_TENSOR:
+                dtypes.append(weight.get("quantization", {}).get("dtype", weight.get("dtype", "float32")))
+    return precision_of(dtypes, "weightsManifest")
+
+
+class TfjsRunner(Runner):
+    kind = "tfjs"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        node = shutil.which("node")
+        if node is None:
+            raise RunnerError("the tfjs runner needs Node.js (node) on PATH")
+        if not (NODE_DIR / "node_modules" / "@tensorflow" / "tfjs-core").is_dir():
+            raise RunnerError(
+                f"the tfjs runner's npm packages are not installed; run once: cd {NODE_DIR} && npm ci --omit=dev"
+            )
+        backend = os.environ.get("RVM_TFJS_BACKEND", "wasm")
+        self.process = subprocess.Popen(
+            [node, str(SCRIPT), str(model_dir(self.path)), backend],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=NODE_DIR,
+        )
+        atexit.register(self.close)
+        ready = self._read_header()
+        if "error" in ready:
+            self.close()
+            raise RunnerError(f"TF.js could not load {self.path}: {ready['error']}")
+        self.backend = ready.get("backend", backend)
+        self.tfjs_version = ready.get("tfjs", "?")
+
+    @classmethod
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
+        meta = read_model_json(Path(path)).get("userDefinedMetadata", {}).get(METADATA_KEY)
+        return ArtifactMetadata.from_json(json.dumps(meta)) if meta else None
+
+    def facts(self) -> ArtifactFacts:
+        return weights_manifest_facts(self.path)
+
+    def describe(self) -> str:
+        return f"TF.js {self.tfjs_version} in Node.js, backend {self.backend}"
+
+    def initial_state(self, batch: int) -> List[np.ndarray]:
+        return [np.zeros((), np.float32)] * 4
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        try:
+            self.process.stdin.write(encode_request(src, state, downsample_ratio))
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise RunnerError("the TF.js runner process has exited")
+        reply = self._read_header()
+        if "error" in reply:
+            raise RuntimeError(f"TF.js: {reply['error']}")  # a backend failure: the harness reports it
+        nhwc = {}
+        for spec in reply["outputs"]:
+            count = int(np.prod(spec["shape"]))
+            nhwc[spec["name"]] = np.frombuffer(self._read(4 * count), "<f4").reshape(spec["shape"])
+        outputs = {n: nhwc[n].transpose(0, 3, 1, 2).astype(np.float32) for n in OUTPUT_NAMES if n in nhwc}
+        return outputs, [nhwc[n] for n in ("r1o", "r2o", "r3o", "r4o")]
+
+    def _read(self, size: int) -> bytes:
+        data = self.process.stdout.read(size)
+        if data is None or len(data) < size:
+            raise RunnerError("the TF.js runner process exited mid-reply")
+        return data
+
+    def _read_header(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RunnerError(f"the TF.js runner exited (code {self.process.poll()}) without answering")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

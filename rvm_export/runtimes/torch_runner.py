@@ -1,0 +1,108 @@
+"""The PyTorch reference and the TorchScript runner."""
+
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from model import MattingNetwork
+from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of, to_numpy_outputs
+
+
+def _run_module(
+    module: Any,
+    src: np.ndarray,
+    state: Optional[List[torch.Tensor]],
+    ratio: float,
+    dtype: torch.dtype,
+    device: str = "cpu",
+    allow_tf32: bool = False,
+) -> Tuple[Outputs, List[torch.Tensor]]:
+    """One frame; the recurrent state stays on ``device`` in the module's own dtype.
+
+    cuDNN convolutions default to TF32 on Ampere and newer GPUs, which is not fp32: measured on an
+    H100 with the real weights, alpha differs from fp32 by up to 1.5e-2. An fp32 artifact is
+    therefore checked with TF32 off unless ``allow_tf32``."""
+    rec = state if state is not None else [None] * 4
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=allow_tf32):
+        out = module(torch.from_numpy(src).to(device, dtype), *rec, downsample_ratio=float(ratio))
+    if not isinstance(out, (list, tuple)) or len(out) != 6:
+        raise RunnerError(f"expected 6 outputs [fgr, pha, r1..r4], got {type(out).__name__} of {len(out)}")
+    return to_numpy_outputs([t.float().cpu().numpy() for t in out]), list(out[2:])
+
+
+class TorchReference:
+    """The fp32 PyTorch MattingNetwork every artifact is compared against."""
+
+    kind = "pytorch"
+
+    def __init__(self, model: MattingNetwork, dtype: torch.dtype = torch.float32) -> None:
+        """``dtype``: the input dtype; the model must already be at that precision (see verify.noise)."""
+        self.model = model.eval() if dtype != torch.float32 else model.float().eval()
+        self.dtype = dtype
+
+    def initial_state(self, batch: int) -> Any:
+        return None
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        return _run_module(self.model, src, state, downsample_ratio, self.dtype)
+
+
+def torch_device(device: Optional[str]) -> str:
+    """The device a torch-based runner opens on: the CPU by default; "cuda" only where this torch has one."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RunnerError("no CUDA device is available to this torch; drop --device cuda")
+    return device or "cpu"
+
+
+class TorchScriptRunner(Runner):
+    kind = "torchscript"
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        self.path = Path(path)
+        self.device = device
+        self.module, self.metadata = _load(self.path, device)
+        self._facts = _facts(self.module)
+        # The artifact's own weights decide the input dtype, not its metadata's claim (which verify.api checks).
+        self.dtype = torch.float16 if self._facts.precision == "fp16" else torch.float32
+
+    @classmethod
+    def on_device(cls, path: Path, device: Optional[str]) -> "TorchScriptRunner":
+        return cls(path, torch_device(device))
+
+    @classmethod
+    def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
+        return _load(path)[1]
+
+    def facts(self) -> ArtifactFacts:
+        return self._facts
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        return _run_module(self.module, src, state, downsample_ratio, self.dtype, self.device)
+
+
+def _facts(module: Any) -> ArtifactFacts:
+    """Precision from the parameters, or from the graph's tensor constants when the module is frozen."""
+    params = [str(p.dtype).removeprefix("torch.") for p in module.parameters() if p.numel() >= LARGE_TENSOR]
+    if params:
+        return precision_of(params, "parameters")
+    constants = []
+    for node in module.graph.findAllNodes("prim::Constant"):
+        if node.output().type().kind() == "TensorType":
+            value = node.output().toIValue()
+            if value.is_floating_point() and value.numel() >= LARGE_TENSOR:
+                constants.append(str(value.dtype).removeprefix("torch."))
+    return precision_of(constants, "frozen graph constants")
+
+
+def _load(path: Path, device: str = "cpu") -> Tuple[Any, Optional[ArtifactMetadata]]:
+    extra = {METADATA_KEY: ""}
+    try:
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except Exception as exc:  # torch raises bare RuntimeErrors for foreign or truncated files
+        raise RunnerError(f"{path} is not a loadable TorchScript file: {str(exc).strip().splitlines()[0]}")
+    metadata = ArtifactMetadata.from_json(extra[METADATA_KEY]) if extra[METADATA_KEY] else None
+    return module.eval(), metadata

@@ -1,0 +1,138 @@
+"""``verify_artifact``: the whole parity check for one artifact file, as a function.
+
+``open_artifact`` is the one way to get a runner with complete metadata: the artifact's own
+(written by rvm-export), or, for an artifact another tool wrote, inferred from the checkpoint
+the user names (variant, refiner) and from the artifact itself (precision, baked-in size).
+Either way the artifact's tensors are checked against the precision its metadata claims.
+"""
+
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from model import MattingNetwork, infer_architecture, read_state_dict, sha256_file
+from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+
+from ..runtimes import Runner, RunnerError, open_runner
+from .compare import Failure
+from .harness import DEFAULT_FRAMES, default_cases, reference_model, verify_runner
+from .report import Report
+from .sequence import Case
+from .tolerances import tolerance_for
+
+
+def infer_metadata(runner: Runner, checkpoint: Optional[str | Path], ratios: Sequence[float] = ()) -> ArtifactMetadata:
+    """Metadata for an artifact that carries none: variant and refiner from ``checkpoint``'s keys,
+    precision and any fixed size from the artifact itself."""
+    if checkpoint is None:
+        raise RunnerError(
+            f"{runner.path} carries no {METADATA_KEY} (another tool wrote it); pass --checkpoint CKPT, "
+            "the weights it was exported from, to verify it"
+        )
+    variant, refiner = infer_architecture(read_state_dict(checkpoint))
+    facts = runner.facts()
+    if facts.precision is None:
+        raise RunnerError(f"cannot tell the precision of {runner.path} ({facts.evidence}); it cannot be verified")
+    inferred = {"variant": "checkpoint keys", "refiner": "checkpoint keys", "precision": facts.evidence}
+    options: dict = {}
+    if facts.fixed_size is not None and not facts.ratio_input:
+        width, height = facts.fixed_size
+        if len(ratios) != 1:
+            raise RunnerError(
+                f"{runner.path} has a fixed {width}x{height} input and no downsample_ratio input: its ratio is "
+                "baked in and the file does not record it; pass it with --ratio R"
+            )
+        options = {"width": width, "height": height, "static": [width, height], "downsample_ratio": ratios[0]}
+        inferred |= {"size": "input shapes", "downsample_ratio": "--ratio"}
+    return ArtifactMetadata(
+        format=runner.kind,
+        variant=variant,
+        refiner=refiner,
+        precision=facts.precision,
+        checkpoint=str(checkpoint),
+        checkpoint_sha256=sha256_file(checkpoint),
+        options=options,
+        inferred=inferred,
+    )
+
+
+def precision_failures(runner: Runner) -> List[Failure]:
+    """The artifact's tensors against the precision its metadata claims (a mislabelled artifact fails)."""
+    assert runner.metadata is not None
+    facts = runner.facts()
+    claimed = runner.metadata.precision
+    if facts.precision is None or facts.precision == claimed:
+        return []
+    detail = (
+        f"the metadata claims {claimed} but the artifact is {facts.precision} ({facts.evidence}): "
+        "a mislabelled artifact"
+    )
+    return [Failure("artifact", 0, "*", "precision", 1, 0, detail)]
+
+
+def open_artifact(
+    path: str | Path,
+    checkpoint: Optional[str | Path] = None,
+    device: Optional[str] = None,
+    ratios: Sequence[float] = (),
+    tfjs_backend: Optional[str] = None,
+) -> Tuple[Runner, MattingNetwork]:
+    """The runner for ``path`` with complete metadata, and the fp32 reference model it is judged against."""
+    runner = open_runner(path, device, tfjs_backend)
+    if runner.metadata is None:
+        runner.adopt_metadata(infer_metadata(runner, checkpoint, ratios))
+    assert runner.metadata is not None
+    reference = reference_model(runner.metadata, checkpoint)
+    runner.bind_reference(reference)
+    return runner, reference
+
+
+def plan_cases(
+    runner: Runner,
+    frames: int = DEFAULT_FRAMES,
+    sizes: Sequence[Tuple[int, int]] = (),
+    ratios: Sequence[float] = (),
+    batch: int = 1,
+) -> List[Case]:
+    """The cases to run: the defaults, the user's sizes x ratios, or the one a fixed-shape artifact allows."""
+    fixed = runner.fixed_case()
+    if fixed is not None:
+        width, height, ratio = fixed
+        return [Case(width, height, 1, ratio, frames)]
+    if not sizes and not ratios:
+        return default_cases(frames)
+    sizes = sizes or [(320, 192)]
+    ratios = ratios or [1.0, 0.5]
+    return [Case(w, h, batch, r, frames) for (w, h) in sizes for r in ratios]
+
+
+def verify_artifact(
+    path: str | Path,
+    checkpoint: Optional[str | Path] = None,
+    frames: int = DEFAULT_FRAMES,
+    sizes: Sequence[Tuple[int, int]] = (),
+    ratios: Sequence[float] = (),
+    batch: int = 1,
+    device: Optional[str] = None,
+    localize: bool = False,
+    tfjs_backend: Optional[str] = None,
+) -> Report:
+    """Closed-loop parity of the artifact at ``path`` against the PyTorch fp32 reference (on the CPU).
+
+    ``localize``: on a numeric failure, name the first diverging module (``Report.localization``).
+    ``tfjs_backend``: where a TF.js artifact runs (Node.js by default, or a Chromium backend)."""
+    runner, reference = open_artifact(path, checkpoint, device, ratios, tfjs_backend)
+    assert runner.metadata is not None
+    cases = plan_cases(runner, frames, sizes, ratios, batch)
+    precision = runner.judged_precision()
+    results = verify_runner(runner, reference, cases, precision)
+    report = Report(
+        str(path), runner.kind, runner.metadata, tolerance_for(precision), results, precision_failures(runner)
+    )
+    report.runtime, report.precision = runner.describe(), precision
+    failing = [(r.case, min(f.frame for f in r.failures)) for r in results if r.failures]
+    if localize and failing:
+        from .localize import localize as first_divergence
+
+        case, frame = failing[0]
+        report.localization = first_divergence(runner, reference, case, frame)
+    return report

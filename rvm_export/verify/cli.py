@@ -1,0 +1,125 @@
+"""``rvm-verify ARTIFACT``: exit 0 on parity, 1 on a parity failure, 2 on bad input."""
+
+import sys
+from typing import NoReturn, Optional, Tuple
+
+import click
+
+from model import CheckpointError
+from rvm_export.contract.files import os_reason, unwritable_reason
+
+from ..runtimes import TFJS_BACKENDS, RunnerError
+from .api import verify_artifact
+
+
+def parse_wxh(
+    value: str, minimum: int = 1, example: str = "320x192", param_hint: Optional[str] = None
+) -> Tuple[int, int]:
+    """'WIDTHxHEIGHT' -> (width, height), each at least ``minimum``; a click usage error otherwise."""
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (e.g. {example})", param_hint=param_hint)
+    if w < minimum or h < minimum:
+        bound = "positive" if minimum == 1 else f"at least {minimum}"
+        raise click.BadParameter(f"{value!r}: width and height must be {bound}", param_hint=param_hint)
+    return w, h
+
+
+def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) -> list:
+    return [parse_wxh(value) for value in values]
+
+
+@click.command()
+@click.argument("artifact", type=click.Path())
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The checkpoint the artifact was exported from (default: the path in its metadata).",
+)
+@click.option("--frames", type=click.IntRange(min=2), default=4, show_default=True, help="Frames per sequence.")
+@click.option("--size", "sizes", multiple=True, callback=parse_size, help="WIDTHxHEIGHT; repeatable.")
+@click.option(
+    "--ratio", "ratios", multiple=True, type=click.FloatRange(0, 1, min_open=True), help="Downsample ratio; repeatable."
+)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default=None,
+    help="Where the artifact runs (TorchScript, ONNX); default: CPU, or CUDA for ONNX when available.",
+)
+@click.option(
+    "--tfjs-backend",
+    type=click.Choice(TFJS_BACKENDS),
+    default=None,
+    help="Where a TF.js artifact runs: node (default: Node.js, WebAssembly) or headless Chromium on webgl, "
+    "webgl-f16 (float16 textures, as many phones; judged at fp16 bounds), wasm or cpu.",
+)
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Write the full report here.")
+@click.option(
+    "--localize",
+    is_flag=True,
+    help="On a failure, replay the failing case and print the first diverging module (ONNX, unfrozen TorchScript).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw per-frame error curves and the worst alpha error map to this PNG (needs matplotlib).",
+)
+def main(
+    artifact: str,
+    checkpoint: Optional[str],
+    frames: int,
+    sizes: list,
+    ratios: tuple,
+    batch: int,
+    device: Optional[str],
+    tfjs_backend: Optional[str],
+    json_path: Optional[str],
+    localize: bool,
+    plot_path: Optional[str],
+) -> None:
+    """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence.
+
+    Exit status: 0 parity, 1 parity failure (or an artifact that fails to run), 2 bad input. The checkpoint is
+    the one recorded in the artifact's metadata unless --checkpoint is given."""
+    for option, path in (("--json", json_path), ("--plot", plot_path)):
+        problem = unwritable_reason(path) if path else None  # before minutes of verification
+        if problem:
+            fail(f"{problem}; choose another {option} path")
+    if plot_path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            fail("--plot needs matplotlib: pip install 'rvm-export[plot]'")
+    try:
+        report = verify_artifact(
+            artifact, checkpoint, frames, sizes, ratios, batch, device, localize=localize, tfjs_backend=tfjs_backend
+        )
+    except (RunnerError, CheckpointError) as exc:
+        fail(str(exc))
+    click.echo(report.table())
+    if json_path:
+        try:
+            report.write_json(json_path)
+        except OSError as exc:
+            fail(f"writing the report {json_path} failed ({os_reason(exc)}); choose another --json path")
+    if plot_path:
+        from .plot import plot_report
+
+        try:
+            plot_report(report, plot_path)
+        except OSError as exc:
+            fail(f"writing the plot {plot_path} failed ({os_reason(exc)}); choose another --plot path")
+        click.echo(f"plot: {plot_path}")
+    sys.exit(0 if report.passed else 1)
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit code 2."""
+    click.echo(f"rvm-verify: error: {message}", err=True)
+    sys.exit(2)
