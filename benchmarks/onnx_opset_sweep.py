@@ -18,7 +18,7 @@ from typing import List, Optional
 import onnx
 
 from rvm_export.export.base import at_precision, load_source
-from rvm_export.export.onnx import MAX_OPSET, MIN_OPSET, PACKAGES, export_onnx
+from rvm_export.export.onnx import MAX_OPSET, MIN_OPSET, export_onnx
 from rvm_export.verify.api import verify_artifact
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / ".." / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
@@ -40,7 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 path = Path(work) / f"rvm_{precision}_op{opset}.onnx"
                 start = time.perf_counter()
                 try:
-                    metadata = source.metadata("onnx", precision, *PACKAGES, opset=opset)
+                    metadata = source.metadata("onnx", precision, opset=opset)
                     export_onnx(at_precision(source.model, precision), path, metadata, opset)
                 except Exception as exc:  # report and go on: the table is the point
                     failed += 1

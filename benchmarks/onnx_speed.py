@@ -23,7 +23,7 @@ import torch
 from model import load_checkpoint
 from rvm_export.contract import OUTPUT_NAMES, STATE_INPUTS
 from rvm_export.export.base import at_precision, load_source
-from rvm_export.export.onnx import PACKAGES, export_onnx
+from rvm_export.export.onnx import export_onnx
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / ".." / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 CASES = ((1920, 1080, 0.25), (512, 288, 1.0))
@@ -98,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             if path is None:
                 source = load_source(args.checkpoint)
                 path = Path(work) / f"rvm_mobilenetv3_{precision}.onnx"
-                export_onnx(at_precision(source.model, precision), path, source.metadata("onnx", precision, *PACKAGES))
+                export_onnx(at_precision(source.model, precision), path, source.metadata("onnx", precision))
                 artifacts[precision] = path
         print(f"device: {providers[0]}, torch threads {torch.get_num_threads()}, onnxruntime {ort.__version__}")
         print(f"{'size':<12}{'ratio':>6}  {'backend':<22}{'fps':>8}{'ms/frame':>10}")

@@ -22,7 +22,7 @@ from model import half_precision
 from model._frames import fold_time
 from model.guided_filter import box_filter, resize_to, split_fgr_pha, with_grey
 from rvm_export.export.base import load_source
-from rvm_export.export.onnx import PACKAGES, export_onnx
+from rvm_export.export.onnx import export_onnx
 from rvm_export.runtimes import open_runner
 from rvm_export.verify.harness import reference_model, verify_runner
 from rvm_export.verify.sequence import Case
@@ -82,7 +82,7 @@ def main() -> None:
             if name != "island":
                 model.refiner = Fp16FastGuidedFilter(centred=name == "centred")
             path = Path(tmp) / f"{name}_fp16.onnx"
-            export_onnx(model, path, source.metadata("onnx", "fp16", *PACKAGES, opset=17))
+            export_onnx(model, path, source.metadata("onnx", "fp16", opset=17))
             runner = open_runner(path, "cpu")
             results = verify_runner(runner, reference_model(runner.metadata), cases)
             for result in results:

@@ -24,7 +24,7 @@ from onnx_speed import DEFAULT_CHECKPOINT, Loop, measure, torch_loop  # noqa: E4
 from rvm_export.export.base import load_source  # noqa: E402
 from rvm_export.export.openvino import export_openvino  # noqa: E402
 from rvm_export.export.pt2 import export_pt2  # noqa: E402
-from rvm_export.export.tensorflow import from_torch  # noqa: E402
+from rvm_export.export.tf_port import from_torch  # noqa: E402
 from rvm_export.export.tflite import export_tflite  # noqa: E402
 
 CASES = ((1920, 1080, 0.25), (512, 288, 1.0))

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from rvm_export.export.base import load_source
-from rvm_export.export.tensorflow import export_saved_model, from_torch
+from rvm_export.export.tensorflow import export_saved_model  # noqa: E402
+from rvm_export.export.tf_port import from_torch
 from rvm_export.export.tfjs import export_tfjs
 from rvm_export.runtimes.tensorflow import TensorFlowRunner
 from rvm_export.runtimes.tfjs import TfjsRunner

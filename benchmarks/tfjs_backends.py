@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rvm_export.export.base import load_source
-from rvm_export.export.tensorflow import from_torch
+from rvm_export.export.tf_port import from_torch
 from rvm_export.export.tfjs import export_tfjs
 from rvm_export.runtimes import open_runner
 from rvm_export.verify.harness import reference_model, verify_runner
@@ -31,7 +31,7 @@ def export(tmp: Path, naive: bool, quantization: str = "none") -> Path:
     net = from_torch(source.model)
     net.refiner.naive_moments = naive
     precision = "fp32" if quantization == "none" else quantization
-    metadata = source.metadata("tfjs", precision, "tensorflow", quantization=quantization)
+    metadata = source.metadata("tfjs", precision, quantization=quantization)
     metadata.layout = "NHWC"
     name = f"{'naive' if naive else 'centred'}_{precision}_tfjs"
     return export_tfjs(net, tmp / name, metadata, quantization)

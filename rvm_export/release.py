@@ -1,128 +1,29 @@
 """``make export-all``: export every release artifact, verify each against PyTorch, write a manifest.
 
 This is the only module that uses both export/ and verify/ (they never import each other).
-Each job calls the ``rvm-export`` command line in-process, so the release pipeline exercises
+The jobs are the registry's (``TargetSpec.release``, rvm_export/targets.py). Each job calls the ``rvm-export`` command line in-process, so the release pipeline exercises
 exactly what users run, then ``verify_artifact`` on the file it wrote.
 
-    python -m pipeline [--checkpoint PATH] [--resnet50-checkpoint PATH] [--out artifacts] [--only onnx,...]
+    python -m rvm_export.release [--checkpoint PATH] [--resnet50-checkpoint PATH] [--out artifacts] [--only onnx,...]
 """
 
 import hashlib
 import json
-import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import click
 
 from model import CheckpointError, infer_architecture, read_state_dict
 from rvm_export.contract import tool_versions
-from rvm_export.export import naming
+from rvm_export.contract.files import write_atomic
 from rvm_export.export.checkpoints import DEFAULT_CHECKPOINTS, find_checkpoint
+from rvm_export.targets import TARGETS, ReleaseJob, artifact_files, release_packages
+from rvm_export.verify.harness import DEFAULT_FRAMES
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Job:
-    name: str  # artifact file or folder name under the output folder
-    target: str  # rvm-export subcommand
-    variant: str
-    options: List[str]  # target options besides --checkpoint/--variant/--output
-
-
-def torchscript_jobs(variant: str) -> List[Job]:
-    jobs = []
-    for precision in ("fp32", "fp16"):
-        for frozen in (False, True):
-            options = ["--precision", precision, "--freeze" if frozen else "--no-freeze"]
-            name = naming.torchscript_name(variant, precision, frozen)
-            jobs.append(Job(name, "torchscript", variant, options))
-    return jobs
-
-
-# The resolutions and ratios of the official CoreML release (`s` is the ratio in the file name).
-COREML_RELEASE = ((1280, 720, 0.375), (1920, 1080, 0.25))
-
-
-def coreml_jobs(variant: str) -> List[Job]:
-    """The official release's fixed-size models, MobileNetV3 only, in both CoreML formats."""
-    if variant != "mobilenetv3":
-        return []
-    jobs = []
-    for width, height, ratio in COREML_RELEASE:
-        for precision in ("fp16", "int8"):
-            for fmt in ("neuralnetwork", "mlprogram"):
-                name = naming.coreml_name(variant, width, height, ratio, precision, fmt)
-                options = ["--resolution", str(width), str(height), "--downsample-ratio", str(ratio)]
-                jobs.append(Job(name, "coreml", variant, options + ["--precision", precision, "--format", fmt]))
-    return jobs
-
-
-def onnx_jobs(variant: str) -> List[Job]:
-    """Dynamic-shape ONNX at the default opset, fp32 and fp16, runtime FP32 downsample_ratio."""
-    return [
-        Job(
-            naming.onnx_name(variant, precision, opset=12), "onnx", variant, ["--precision", precision, "--opset", "12"]
-        )
-        for precision in ("fp32", "fp16")
-    ]
-
-
-def tensorflow_jobs(variant: str) -> List[Job]:
-    """Channels-last SavedModel folder with a serving_default signature."""
-    return [Job(naming.tensorflow_name(variant), "tensorflow", variant, [])]
-
-
-def tfjs_jobs(variant: str) -> List[Job]:
-    """TF.js graph models for the browser, MobileNetV3 only (as the official web release): fp32, uint8
-    (the official web format) and uint16 (half the size, close to fp32)."""
-    if variant != "mobilenetv3":
-        return []
-    return [
-        Job(naming.tfjs_name(variant, quantize), "tfjs", variant, ["--quantize", quantize])
-        for quantize in ("none", "uint8", "uint16")
-    ]
-
-
-def pt2_jobs(variant: str) -> List[Job]:
-    """torch.export program, fp32, MobileNetV3 only (each ExportedProgram costs ~30 s to trace and verify)."""
-    if variant != "mobilenetv3":
-        return []
-    return [Job(naming.pt2_name(variant), "pt2", variant, ["--precision", "fp32"])]
-
-
-def openvino_jobs(variant: str) -> List[Job]:
-    """OpenVINO IR (.xml + .bin) for Intel CPUs, MobileNetV3, fp32 and fp16 weights."""
-    if variant != "mobilenetv3":
-        return []
-    return [
-        Job(naming.openvino_name(variant, precision), "openvino", variant, ["--precision", precision])
-        for precision in ("fp32", "fp16")
-    ]
-
-
-def tflite_jobs(variant: str) -> List[Job]:
-    """LiteRT flatbuffer from the TensorFlow port, fp32, MobileNetV3 only (the mobile model)."""
-    if variant != "mobilenetv3":
-        return []
-    return [Job(naming.tflite_name(variant), "tflite", variant, ["--precision", "fp32"])]
-
-
-# target -> the jobs for one variant
-TARGET_JOBS = {
-    "torchscript": torchscript_jobs,
-    "onnx": onnx_jobs,
-    "tensorflow": tensorflow_jobs,
-    "tfjs": tfjs_jobs,
-    "coreml": coreml_jobs,
-    "pt2": pt2_jobs,
-    "openvino": openvino_jobs,
-    "tflite": tflite_jobs,
-}
 
 
 def find_checkpoints(checkpoint: Optional[str], resnet50_checkpoint: Optional[str]) -> Dict[str, Optional[Path]]:
@@ -138,14 +39,6 @@ def find_checkpoints(checkpoint: Optional[str], resnet50_checkpoint: Optional[st
     return found
 
 
-def artifact_files(path: Path) -> List[Path]:
-    """The files an artifact consists of: a folder's files, an OpenVINO .xml with its .bin, or the file."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    weights = path.with_suffix(".bin")
-    return [path, weights] if path.suffix == ".xml" and weights.is_file() else [path]
-
-
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     for file in artifact_files(path):
@@ -157,12 +50,12 @@ def size_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in artifact_files(path))
 
 
-def run_job(job: Job, checkpoint: Optional[Path], out: Path) -> dict:
+def run_job(job: ReleaseJob, checkpoint: Optional[Path], out: Path, frames: int = DEFAULT_FRAMES) -> dict:
     from rvm_export.export.cli import main as export_main
     from rvm_export.verify.api import verify_artifact
 
     path = out / job.name
-    args = [job.target, "--output", str(path), *job.options]
+    args = [job.target, "--output", str(path), *job.args]
     # No checkpoint for a variant: its artifacts are labelled random weights (rvm-export needs --seed for that).
     args += ["--checkpoint", str(checkpoint)] if checkpoint else ["--variant", job.variant, "--seed", "0"]
     entry: dict = {
@@ -181,7 +74,7 @@ def run_job(job: Job, checkpoint: Optional[Path], out: Path) -> dict:
         return entry | {"status": "export failed", "error": f"{type(exc).__name__}: {exc}"}
     entry["export_seconds"] = round(time.time() - started, 1)
     started = time.time()
-    report = verify_artifact(path, checkpoint)
+    report = verify_artifact(path, checkpoint, frames)
     click.echo(report.table())
     entry |= {
         "status": "verified" if report.passed else "parity failed",
@@ -202,7 +95,10 @@ def run_job(job: Job, checkpoint: Optional[Path], out: Path) -> dict:
 @click.option("--resnet50-checkpoint", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=str(REPO / "artifacts"), show_default=True)
 @click.option("--only", default="", help="Comma-separated targets (default: all installed).")
-def main(checkpoint: Optional[str], resnet50_checkpoint: Optional[str], out: str, only: str) -> None:
+@click.option(
+    "--frames", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True, help="Frames verified per case."
+)
+def main(checkpoint: Optional[str], resnet50_checkpoint: Optional[str], out: str, only: str, frames: int) -> None:
     """Export and verify every release artifact; exit 1 if any fails."""
     try:
         checkpoints = find_checkpoints(checkpoint, resnet50_checkpoint)
@@ -214,27 +110,23 @@ def main(checkpoint: Optional[str], resnet50_checkpoint: Optional[str], out: str
     for variant, path in checkpoints.items():
         label = str(path) if path else "NONE FOUND: seeded random initialisation (seed 0), not trained weights"
         click.echo(f"checkpoint for {variant}: {label}")
-    targets = [t for t in only.split(",") if t] or list(TARGET_JOBS)
-    unknown = [t for t in targets if t not in TARGET_JOBS]
+    names = [t for t in only.split(",") if t] or list(TARGETS)
+    unknown = [t for t in names if t not in TARGETS]
     if unknown:
-        click.echo(
-            f"export-all: error: unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGET_JOBS)}", err=True
-        )
+        click.echo(f"export-all: error: unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}", err=True)
         sys.exit(2)
     entries = []
-    for target in targets:
+    for target in names:
         for variant, path in checkpoints.items():
-            for job in TARGET_JOBS[target](variant):
+            for job in TARGETS[target].jobs(variant):
                 click.echo(f"\n== {job.name}")
-                entries.append(run_job(job, path, out_dir))
+                entries.append(run_job(job, path, out_dir, frames))
     manifest = {
         "checkpoints": {v: (str(p) if p else None) for v, p in checkpoints.items()},
-        "tools": tool_versions("onnx", "onnxruntime", "tensorflow", "coremltools", "openvino", "ai-edge-litert"),
+        "tools": tool_versions(*release_packages()),
         "artifacts": entries,
     }
-    tmp = out_dir / ".manifest.json.partial"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out_dir / "manifest.json")
+    write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
     click.echo(f"\n{'artifact':<48}{'status':<16}{'size MB':>9}{'max|pha err|':>14}")
     for e in entries:
         worst = e.get("verification", {}).get("worst", {}).get("pha", {}).get("max_abs", float("nan"))

@@ -45,13 +45,14 @@ def test_rvm_export_names_the_extra(tmp_path: Path, target: str, args: list, blo
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_every_export_target_and_runner_kind_has_a_row() -> None:
-    from rvm_export.export.cli import TARGETS
-    from rvm_export.runtimes import RUNNERS
+def test_every_target_names_known_extras() -> None:
+    from rvm_export.targets import TARGETS
 
-    assert {("rvm-export", t) for t in TARGETS} <= set(extras.NEEDS)
-    assert {("runner", k) for k in RUNNERS} <= set(extras.NEEDS)
-    assert all(e is None or e in extras.EXTRA_MODULES for e in extras.NEEDS.values())
+    for name in TARGETS:
+        for command in ("rvm-export", "runner"):
+            extra = extras.needs(command, name)
+            assert extra is None or extra in extras.EXTRA_MODULES, (command, name, extra)
+    assert extras.needs("rvm-convert", "") == "video"
 
 
 def test_help_lists_a_target_whose_extra_is_missing(tmp_path: Path) -> None:

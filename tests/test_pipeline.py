@@ -1,5 +1,6 @@
 """make export-all's pipeline: checkpoint discovery, manifest, failure exit code."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,18 +9,26 @@ import torch
 from click.testing import CliRunner
 
 from rvm_export import release as pipeline
+from rvm_export import targets
 from rvm_export.export import checkpoints
 from rvm_export.verify import harness
+
+TWO_FRAMES = ["--frames", "2"]
+
+
+def one_torchscript_job(monkeypatch: pytest.MonkeyPatch, name: str = "{v}.torchscript") -> None:
+    """The registry with one fp32 TorchScript release job per variant, named ``name``."""
+    spec = dataclasses.replace(
+        targets.TARGETS["torchscript"], release=lambda v: [((), {})], artifact_name=lambda v: name.format(v=v)
+    )
+    monkeypatch.setattr(pipeline, "TARGETS", {"torchscript": spec})
 
 
 @pytest.fixture
 def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     """One fp32 TorchScript job per variant, verified on one small case."""
-    monkeypatch.setattr(
-        pipeline, "TARGET_JOBS", {"torchscript": lambda v: [pipeline.Job(f"{v}.torchscript", "torchscript", v, [])]}
-    )
+    one_torchscript_job(monkeypatch)
     monkeypatch.setattr(harness, "DEFAULT_CASES", ((64, 48, 1, 0.5),))
-    monkeypatch.setattr(harness, "DEFAULT_FRAMES", 2)
 
 
 def test_finds_checkpoints_and_labels_random_weights(weights_path: Path) -> None:
@@ -33,7 +42,7 @@ def test_export_all_writes_a_verified_manifest(
     tmp_path: Path, weights_path: Path, tiny: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(checkpoints.DEFAULT_CHECKPOINTS, "resnet50", [tmp_path / "absent.pth"])
-    result = CliRunner().invoke(pipeline.main, ["--checkpoint", str(weights_path), "--out", str(tmp_path)])
+    result = CliRunner().invoke(pipeline.main, ["--checkpoint", str(weights_path), "--out", str(tmp_path), *TWO_FRAMES])
     assert result.exit_code == 0, result.output
     assert f"checkpoint for mobilenetv3: {weights_path}" in result.output
     assert "checkpoint for resnet50: NONE FOUND: seeded random initialisation" in result.output
@@ -65,10 +74,9 @@ def test_failed_parity_makes_export_all_fail(
     impossible = tolerances.Tolerance(-1, -1, -1)  # even an exact match fails
     gate = tolerances.PrecisionTolerance(-1, impossible, impossible, impossible, impossible, -1, -1)
     monkeypatch.setitem(tolerances.TOLERANCES, "fp32", gate)
-    job = pipeline.Job("m.torchscript", "torchscript", "mobilenetv3", [])
-    monkeypatch.setattr(pipeline, "TARGET_JOBS", {"torchscript": lambda v: [job]})
+    one_torchscript_job(monkeypatch, "m.torchscript")
     monkeypatch.setattr(pipeline, "find_checkpoints", lambda *a: {"mobilenetv3": weights_path})
-    result = CliRunner().invoke(pipeline.main, ["--out", str(tmp_path)])
+    result = CliRunner().invoke(pipeline.main, ["--out", str(tmp_path), *TWO_FRAMES])
     assert result.exit_code == 1, result.output
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [e["status"] for e in manifest["artifacts"]] == ["parity failed"]
@@ -83,7 +91,7 @@ def test_openvino_artifact_counts_its_bin_and_new_targets_have_jobs(tmp_path: Pa
     only_xml = pipeline.sha256(xml)
     weights.write_bytes(b"v" * 90)
     assert pipeline.sha256(xml) != only_xml, "a changed .bin is a changed artifact"
-    names = [job.name for target in ("pt2", "openvino") for job in pipeline.TARGET_JOBS[target]("mobilenetv3")]
+    names = [job.name for target in ("pt2", "openvino") for job in targets.TARGETS[target].jobs("mobilenetv3")]
     assert names == [
         "rvm_mobilenetv3_fp32.pt2",
         "rvm_mobilenetv3_fp32_openvino.xml",

@@ -74,7 +74,6 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_cases(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(harness, "DEFAULT_CASES", ((64, 48, 1, 0.5),))
-    monkeypatch.setattr(harness, "DEFAULT_FRAMES", 2)
 
 
 @pytest.mark.parametrize("case", ["special filesystem", "path is a folder", "under a file"])
@@ -82,7 +81,9 @@ def test_rvm_verify_unwritable_report(
     tmp_path: Path, artifact: Path, blocked_paths: dict, case: str, tiny_cases: None
 ) -> None:
     output, message = blocked_paths[case]
-    result = CliRunner().invoke(verify_main, [str(artifact), "--json", output.replace(".onnx", ".json")])
+    result = CliRunner().invoke(
+        verify_main, [str(artifact), "--frames", "2", "--json", output.replace(".onnx", ".json")]
+    )
     assert result.exit_code == 2
     line = one_error_line(result.output, "rvm-verify")
     assert message in line and "choose another --json path" in line
@@ -93,7 +94,7 @@ def test_rvm_verify_disk_full(
     tmp_path: Path, artifact: Path, tiny_cases: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pathlib.Path, "write_bytes", no_space)
-    result = CliRunner().invoke(verify_main, [str(artifact), "--json", str(tmp_path / "r.json")])
+    result = CliRunner().invoke(verify_main, [str(artifact), "--frames", "2", "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 2
     assert "No space left on device" in one_error_line(result.output, "rvm-verify")
     assert leftovers(tmp_path) == []

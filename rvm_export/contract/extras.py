@@ -1,8 +1,8 @@
 """Optional dependencies: which pip extra each command needs, and the one-line message when it is missing.
 
-One table for the three commands: an ``rvm-export`` target, a runner kind (``rvm-verify``, and
-``rvm-convert --artifact``) or ``rvm-convert`` itself. A new target or runner adds one row to :data:`NEEDS` (and, for a new extra, one to
-:data:`EXTRA_MODULES` and to pyproject.toml).
+For the three commands: an ``rvm-export`` target, a runner (``rvm-verify``, ``rvm-bench`` and
+``rvm-convert --artifact``) or ``rvm-convert`` itself. Which extra a target needs is in its spec
+(``rvm_export/targets.py``); a new extra adds one row to :data:`EXTRA_MODULES` and one to pyproject.toml.
 """
 
 import importlib.util
@@ -23,26 +23,18 @@ EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
     "tflite": ("tensorflow", "ai_edge_litert"),
 }
 
-# (command, target or runner kind) -> the extra it needs; None: nothing beyond the base install
-NEEDS: Dict[Tuple[str, str], Optional[str]] = {
-    ("rvm-export", "torchscript"): None,
-    ("rvm-export", "onnx"): "onnx",
-    ("rvm-export", "coreml"): "coreml",
-    ("rvm-export", "tensorflow"): "tensorflow",
-    ("rvm-export", "tfjs"): "tfjs",
-    ("rvm-export", "pt2"): None,
-    ("rvm-export", "openvino"): "openvino",
-    ("rvm-export", "tflite"): "tflite",
-    ("runner", "torchscript"): None,
-    ("runner", "onnx"): "onnx",
-    ("runner", "coreml"): "coreml",
-    ("runner", "tensorflow"): "tensorflow",
-    ("runner", "tfjs"): None,  # runs in Node.js: see verify/runners/tfjs.py for its npm packages
-    ("runner", "pt2"): None,
-    ("runner", "openvino"): "openvino",
-    ("runner", "tflite"): "tflite",
-    ("rvm-convert", ""): "video",
-}
+
+def needs(command: str, what: str) -> Optional[str]:
+    """The extra ``command what`` needs: an ``rvm-export`` target's or a runner's (from the target registry),
+    ``video`` for ``rvm-convert``; None: nothing beyond the base install."""
+    if command == "rvm-convert":
+        return "video"
+    from rvm_export.targets import TARGETS  # the registry sits above the contract: imported on use
+
+    spec = TARGETS.get(what)
+    if spec is None:
+        return None
+    return spec.export_extra if command == "rvm-export" else spec.runner_extra
 
 
 class MissingExtraError(ImportError):
@@ -65,7 +57,7 @@ def message(command: str, what: str, extra: str, module: Optional[str] = None) -
 
 def require(command: str, what: str = "") -> None:
     """Raise MissingExtraError unless every module of the extra ``command what`` needs is importable."""
-    extra = NEEDS.get((command, what))
+    extra = needs(command, what)
     for module in EXTRA_MODULES.get(extra or "", ()):
         if not _installed(module):
             raise MissingExtraError(message(command, what, extra, module))  # type: ignore[arg-type]
@@ -78,10 +70,10 @@ def explain(command: str, what: str, exc: ImportError) -> Optional[str]:
     if isinstance(exc, MissingExtraError):
         return str(exc)
     top = (exc.name or "").split(".")[0]
-    own = NEEDS.get((command, what))
+    own = needs(command, what)
     candidates = ([own] if own else []) + list(EXTRA_MODULES)
     extra = next((e for e in candidates if top in EXTRA_MODULES[e]), None)
     return None if extra is None else message(command, what, extra, top)
 
 
-__all__ = ["EXTRA_MODULES", "NEEDS", "MissingExtraError", "explain", "require"]
+__all__ = ["EXTRA_MODULES", "MissingExtraError", "explain", "needs", "require"]

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from model import MattingNetwork, half_precision, load_checkpoint, seeded_random_model, sha256_file
+from rvm_export import targets
 from rvm_export.contract import ArtifactMetadata, tool_versions
 from rvm_export.contract.files import os_reason, unwritable_reason
 
 PRECISIONS = ("fp32", "fp16")
-# Files that mark a folder as an earlier artifact (SavedModel, TF.js, .mlpackage) that may be replaced.
-ARTIFACT_DIR_MARKERS = ("saved_model.pb", "model.json", "Manifest.json")
 
 
 class ExportError(RuntimeError):
@@ -35,17 +34,21 @@ class ModelSource:
             return f"seeded random initialisation (seed {self.seed}), NOT trained weights"
         return f"{self.checkpoint} (sha256 {self.checkpoint_sha256})"
 
-    def metadata(self, fmt: str, precision: str, *packages: str, **options: object) -> ArtifactMetadata:
+    def metadata(self, target: str, precision: str, **options: object) -> ArtifactMetadata:
+        """The metadata of a ``target`` artifact at ``precision``: its layout and recorded tool versions come
+        from the target's spec; ``options`` are the target's own (opset, static size, ...)."""
+        spec = targets.TARGETS.get(target)  # None: an ad-hoc format (a test double, an eager GPU run)
         return ArtifactMetadata(
-            format=fmt,
+            format=target,
             variant=self.model.variant,
             refiner=self.model.refiner_name,
             precision=precision,
             checkpoint=self.checkpoint,
             checkpoint_sha256=self.checkpoint_sha256,
             seed=self.seed,
+            layout=spec.layout if spec else "NCHW",
             options=dict(options),
-            tools=tool_versions(*packages),
+            tools=tool_versions(*(spec.packages if spec else ())),
         )
 
 
@@ -90,7 +93,7 @@ def atomic_output(output: str | Path, folder: Optional[bool] = None) -> Iterator
     as_folder = output.is_dir() if folder is None else folder
     problem = unwritable_reason(output, folder=as_folder)
     if problem is None and as_folder and output.is_dir() and any(output.iterdir()):
-        if not any((output / m).exists() for m in ARTIFACT_DIR_MARKERS):
+        if not any((output / m).exists() for m in targets.folder_markers()):  # an earlier artifact may be replaced
             problem = f"{output} is a non-empty folder that is not an artifact"
     if problem is not None:
         raise ExportError(f"{problem}; choose another --output")

@@ -1,9 +1,8 @@
-"""``rvm-export``: one subcommand per target.
+"""``rvm-export``: one subcommand per target of the registry (``rvm_export/targets.py``).
 
 Targets are imported lazily, so ``rvm-export onnx`` works without TensorFlow installed; a target
-whose extra is missing says which one to install (contract/extras.py). Adding a target: a module in
-export/ with a click command named ``command``, one line in :data:`TARGETS`, its artifact name in
-export/naming.py and its extra in contract/extras.py.
+whose extra is missing says which one to install. A target's module holds its click ``command``,
+which resolves the weights with :func:`source_options` and writes through :func:`export_with`.
 
 Without ``--output`` an artifact goes to ``artifacts/`` under the name ``make export-all`` gives it;
 without ``--checkpoint`` the checkpoint is looked for where ``make export-all`` looks
@@ -15,45 +14,45 @@ import functools
 import importlib
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import click
 
 from model import REFINERS, VARIANTS, CheckpointError
-from rvm_export.contract import extras
+from rvm_export import targets
+from rvm_export.contract import ArtifactMetadata, extras
 
 from .base import ExportError, ModelSource, load_source
 from .checkpoints import checkpoint_candidates, find_checkpoint
-from .naming import DEFAULT_FOLDER, artifact_name
 
-# subcommand -> module holding its ``command``
-TARGETS = {
-    "torchscript": "rvm_export.export.torchscript_cli",
-    "coreml": "rvm_export.export.coreml_cli",
-    "onnx": "rvm_export.export.onnx_cli",
-    "tensorflow": "rvm_export.export.tensorflow_cli",
-    "tfjs": "rvm_export.export.tfjs_cli",
-    "pt2": "rvm_export.export.pt2_cli",
-    "openvino": "rvm_export.export.openvino_cli",
-    "tflite": "rvm_export.export.tflite_cli",
-}
+
+def load_entry(entry: str) -> Any:
+    """``"package.module:attribute"`` -> the attribute (imports the module)."""
+    module, attribute = entry.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(TARGETS)
+        return list(targets.TARGETS)
 
     def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
-        if name not in TARGETS:
+        if name not in targets.TARGETS:
             return None
         try:
             extras.require("rvm-export", name)
-            return importlib.import_module(TARGETS[name]).command
+            return load_entry(targets.TARGETS[name].exporter)
         except ImportError as exc:
             text = extras.explain("rvm-export", name, exc)
             if text is None:
                 raise
             return _missing_extra_command(name, text)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the targets from the registry, without importing every exporter's runtime for ``--help``."""
+        rows = [(name, spec.summary) for name, spec in targets.TARGETS.items()]
+        with formatter.section("Targets"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -139,7 +138,7 @@ def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
         "--output",
         type=click.Path(),
         default=None,
-        help=f"Where to write the artifact [default: {DEFAULT_FOLDER}/<the name make export-all gives it>].",
+        help=f"Where to write the artifact [default: {targets.DEFAULT_FOLDER}/<the name make export-all gives it>].",
     )(func)
 
 
@@ -147,7 +146,28 @@ def default_output(output: Optional[str], target: str, variant: str, **options: 
     """``output``, or ``artifacts/<name>`` with the name ``make export-all`` gives this artifact."""
     if output:
         return output
-    return str(Path(DEFAULT_FOLDER) / artifact_name(target, variant, **options))
+    return str(Path(targets.DEFAULT_FOLDER) / targets.artifact_name(target, variant, **options))
+
+
+def export_with(
+    source: ModelSource,
+    target: str,
+    output: Optional[str],
+    write: Callable[[str, ArtifactMetadata], Path],
+    precision: str = "fp32",
+    name_options: Optional[Dict[str, Any]] = None,
+    metadata_options: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """What every subcommand does: the default output name, the metadata, ``write(output, metadata)``, and
+    one ``wrote`` line naming every file of the artifact (OpenVINO's .bin too); user errors -> exit 2."""
+    spec = targets.spec(target)
+    with user_errors():
+        output = default_output(output, target, source.model.variant, **(name_options or {}))
+        metadata = source.metadata(target, precision, **(metadata_options or {}))
+        path = write(output, metadata)
+    written = [path] + [p for p in spec.files(path) if p != path and not path.is_dir()]
+    click.echo("wrote " + " and ".join(str(p) if i == 0 else p.name for i, p in enumerate(written)))
+    return path
 
 
 @contextlib.contextmanager
@@ -160,9 +180,18 @@ def user_errors(prog: str = "rvm-export") -> Iterator[None]:
         sys.exit(2)
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, help="Export RVM to " + ", ".join(t.title for t in targets.TARGETS.values()) + ".")
 def main() -> None:
-    """Export RVM to TorchScript, ONNX, TensorFlow, TF.js, CoreML, torch.export (.pt2), OpenVINO or LiteRT."""
+    pass
 
 
-__all__ = ["ModelSource", "default_output", "main", "output_option", "source_options", "user_errors"]
+__all__ = [
+    "ModelSource",
+    "default_output",
+    "export_with",
+    "load_entry",
+    "main",
+    "output_option",
+    "source_options",
+    "user_errors",
+]

@@ -17,22 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
+import click
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from model import MattingNetwork
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
+from rvm_export.targets import COREML_SUFFIXES
 
-from .base import ExportError, atomic_output
-from .naming import COREML_SUFFIXES
+from .base import ExportError, ModelSource, atomic_output
+from .cli import export_with, output_option, source_options, user_errors
 
 FORMATS = ("mlprogram", "neuralnetwork")
 PRECISIONS = ("fp32", "fp16", "int8")
 SUFFIXES = COREML_SUFFIXES
 DEFAULT_FORMAT = "mlprogram"
 REFINER_PREFIX = "refiner__"  # fx node names of the refiner get this prefix, so its ops stay fp32
-COREML_PACKAGES = ("coremltools", "numpy")
 
 DESCRIPTIONS = {
     "src": "RGB video frame (the model scales 0..255 to 0..1 inside)",
@@ -270,6 +271,46 @@ def export_coreml(
     with atomic_output(output, folder=fmt == "mlprogram") as tmp:
         converted.save(str(tmp))
     return output
+
+
+@click.command("coreml")
+@source_options
+@click.option(
+    "--resolution", nargs=2, type=int, required=True, metavar="WIDTH HEIGHT", help="Frame size baked into the model."
+)
+@click.option("--downsample-ratio", type=float, required=True, help="Baked in too; size x ratio must be an integer.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp16", show_default=True, help="Weight precision.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="mlprogram (.mlpackage, iOS 15+) or neuralnetwork (.mlmodel, iOS 14+) [default: from the --output "
+    "suffix, else mlprogram].",
+)
+@output_option
+def command(
+    source: ModelSource,
+    resolution: tuple,
+    downsample_ratio: float,
+    precision: str,
+    fmt: Optional[str],
+    output: Optional[str],
+) -> None:
+    """Fixed-resolution CoreML model (image in, images and states out)."""
+    with user_errors():
+        case = check_case(resolution[0], resolution[1], downsample_ratio)
+        fmt, path = format_for(output, fmt)
+    size = {"width": case.width, "height": case.height, "downsample_ratio": case.ratio}
+    export_with(
+        source,
+        "coreml",
+        str(path) if path else None,
+        lambda out, meta: export_coreml(source.model, out, meta, case, fmt, precision),
+        precision,
+        {**size, "precision": precision, "fmt": fmt},
+        {"format": fmt, **size},
+    )
 
 
 __all__ = [

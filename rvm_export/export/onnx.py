@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import click
 import onnx
 import torch
 from torch import Tensor, nn
@@ -32,9 +33,10 @@ from torch.nn import functional as F
 
 from model import MattingNetwork, param_dtype
 from rvm_export.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
+from rvm_export.targets import ONNX_DEFAULT_OPSET as DEFAULT_OPSET
 
-from .base import ExportError, atomic_output
-from .naming import ONNX_DEFAULT_OPSET as DEFAULT_OPSET
+from .base import PRECISIONS, ExportError, ModelSource, at_precision, atomic_output
+from .cli import export_with, output_option, source_options, user_errors
 from .onnx_fast import FastDecoder, FastRefiner, coarse_output
 from .onnx_graph import GATE_DOMAIN, GATE_OP, lower_refiner_gate, set_dim_names
 
@@ -42,7 +44,6 @@ SUFFIX = ".onnx"
 MIN_OPSET = 11
 # The TorchScript-based exporter stops at opset 20 (ONNX Runtime 1.18+ runs all of them).
 MAX_OPSET = getattr(torch.onnx._constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
-PACKAGES = ("onnx", "onnxruntime", "onnxslim")
 ELEM_TYPES = {torch.float32: onnx.TensorProto.FLOAT, torch.float16: onnx.TensorProto.FLOAT16}
 
 
@@ -245,3 +246,52 @@ def trace_to_onnx(
             custom_opsets={GATE_DOMAIN: 1} if dynamic else None,
             do_constant_folding=True,
         )
+
+
+def parse_static(value: Optional[str]) -> Optional[Tuple[int, int]]:
+    """'WIDTHxHEIGHT' -> (width, height)."""
+    if value is None:
+        return None
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise ExportError(f"static size {value!r} is not WIDTHxHEIGHT; pass e.g. 1920x1080", option="static")
+    if width < 16 or height < 16:
+        raise ExportError(f"static size {value}: width and height must be at least 16 pixels", option="static")
+    return width, height
+
+
+@click.command("onnx")
+@source_options
+@click.option("--precision", default="fp32", show_default=True, help=f"One of {', '.join(PRECISIONS)}.")
+@click.option(
+    "--opset", type=int, default=DEFAULT_OPSET, show_default=True, help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET}."
+)
+@click.option(
+    "--static", "static", default=None, metavar="WxH", help="Fixed frame size (batch 1); needs --downsample-ratio."
+)
+@click.option("--downsample-ratio", type=float, default=None, help="The ratio baked into a --static artifact.")
+@output_option
+def command(
+    source: ModelSource,
+    precision: str,
+    opset: int,
+    static: Optional[str],
+    downsample_ratio: Optional[float],
+    output: Optional[str],
+) -> None:
+    """ONNX model for ONNX Runtime (and TensorRT/OpenVINO with --static)."""
+    with user_errors():
+        check_opset(opset)
+        size = parse_static(static)
+        model = at_precision(source.model, precision)
+    options = {"opset": opset, "static": list(size) if size else None, "downsample_ratio": downsample_ratio}
+    export_with(
+        source,
+        "onnx",
+        output,
+        lambda out, meta: export_onnx(model, out, meta, opset, size, downsample_ratio),
+        precision,
+        {"precision": precision, **options},
+        options,
+    )

@@ -22,21 +22,22 @@ which moves alpha far beyond fp32 parity (see docs/openvino.md).
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
+import click
 import numpy as np
 
 from model import MattingNetwork
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
-from .base import ExportError, atomic_output
+from .base import PRECISIONS, ExportError, ModelSource, atomic_output
+from .cli import export_with, output_option, source_options
 from .onnx import DEFAULT_OPSET, export_onnx
 
 if TYPE_CHECKING:
     import openvino
 
 SUFFIX = ".xml"
-PACKAGES = ("openvino", "onnx", "onnxslim")
 INFERENCE_PRECISION = "f32"
 MIN_COMPRESSED = 64  # constants with fewer elements (scales, eps, shapes) stay fp32  # the CPU compute precision both artifacts are verified at
 
@@ -87,3 +88,26 @@ def export_openvino(
         finally:
             tmp_bin.unlink(missing_ok=True)
     return output
+
+
+@click.command("openvino")
+@source_options
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="fp16: weights compressed to fp16 in the .bin (computation as set at run time; f32 verified).",
+)
+@output_option
+def command(source: ModelSource, precision: str, output: Optional[str]) -> None:
+    """OpenVINO IR (.xml + .bin) with dynamic shapes and a runtime downsample_ratio."""
+    export_with(
+        source,
+        "openvino",
+        output,
+        lambda out, meta: export_openvino(source.model, out, meta, compress_to_fp16=precision == "fp16"),
+        precision,
+        {"precision": precision},
+        {"inference_precision": INFERENCE_PRECISION},
+    )

@@ -27,8 +27,9 @@ output sizes depend on the ratio's *value* are restated here (model/ stays expor
 import contextlib
 import copy
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
+import click
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -38,7 +39,8 @@ from model import decoder as decoder_module
 from model.decoder import ConvGRU
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
-from .base import atomic_output
+from .base import PRECISIONS, ModelSource, at_precision, atomic_output
+from .cli import export_with, output_option, source_options
 
 SUFFIX = ".pt2"
 MIN_SIZE = 16  # frames smaller than this (after the ratio) leave no pixels at the 1/16 level
@@ -183,6 +185,18 @@ def export_pt2(model: MattingNetwork, output: str | Path, metadata: ArtifactMeta
     with atomic_output(output) as tmp:
         torch.export.save(program, str(tmp), extra_files={METADATA_KEY: metadata.to_json()})
     return Path(output)
+
+
+@click.command("pt2")
+@source_options
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@output_option
+def command(source: ModelSource, precision: str, output: Optional[str]) -> None:
+    """torch.export program (.pt2) with a runtime downsample_ratio; loads with torch.export.load alone."""
+    model = at_precision(source.model, precision)
+    export_with(
+        source, "pt2", output, lambda out, meta: export_pt2(model, out, meta), precision, {"precision": precision}
+    )
 
 
 __all__ = ["SUFFIX", "Pt2MattingNetwork", "export_program", "export_pt2"]

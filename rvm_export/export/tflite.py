@@ -17,13 +17,16 @@ The artifact metadata is a flatbuffer ``metadata`` entry named ``rvm_metadata.js
 """
 
 from pathlib import Path
+from typing import Optional
 
+import click
 import tensorflow as tf
 
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
-from .base import ExportError, atomic_output
-from .tensorflow.network import TFMattingNetwork
+from .base import ExportError, ModelSource, atomic_output
+from .cli import export_with, output_option, source_options
+from .tf_port import TFMattingNetwork, from_torch
 
 SUFFIX = ".tflite"
 PRECISIONS = ("fp32", "fp16", "int8")  # fp16/int8: measured, not offered (see above)
@@ -79,3 +82,25 @@ def export_tflite(net: TFMattingNetwork, output: str | Path, metadata: ArtifactM
     with atomic_output(output) as tmp:
         tmp.write_bytes(data)
     return Path(output)
+
+
+@click.command("tflite")
+@source_options
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32"]),
+    default="fp32",
+    show_default=True,
+    help="fp32 only: TFLite's fp16 and dynamic-range int8 conversions fail parity (measured: docs/tflite.md).",
+)
+@output_option
+def command(source: ModelSource, precision: str, output: Optional[str]) -> None:
+    """LiteRT (TFLite) flatbuffer (NHWC) with dynamic shapes and a runtime downsample_ratio."""
+    export_with(
+        source,
+        "tflite",
+        output,
+        lambda out, meta: export_tflite(from_torch(source.model), out, meta, precision),
+        precision,
+        {"precision": precision},
+    )

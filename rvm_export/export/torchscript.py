@@ -3,13 +3,16 @@ and both [B,C,H,W] and [B,T,C,H,W] inputs keep working. Optionally frozen."""
 
 import io
 from pathlib import Path
+from typing import Optional
 
+import click
 import torch
 
 from model import MattingNetwork
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
-from .base import atomic_output
+from .base import ModelSource, at_precision, atomic_output
+from .cli import export_with, output_option, source_options
 
 SUFFIX = ".torchscript"
 
@@ -27,3 +30,25 @@ def export_torchscript(model: MattingNetwork, output: str | Path, metadata: Arti
     with atomic_output(output, folder=False) as tmp:
         tmp.write_bytes(buffer.getvalue())
     return Path(output)
+
+
+@click.command("torchscript")
+@source_options
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option(
+    "--freeze/--no-freeze", default=False, show_default=True, help="torch.jit.freeze: faster, weights inlined."
+)
+@output_option
+def command(source: ModelSource, precision: str, freeze: bool, output: Optional[str]) -> None:
+    """Scripted TorchScript module with a runtime downsample_ratio."""
+    model = at_precision(source.model, precision)
+    options = {"freeze": freeze}
+    export_with(
+        source,
+        "torchscript",
+        output,
+        lambda out, meta: export_torchscript(model, out, meta, freeze),
+        precision,
+        {"precision": precision, **options},
+        options,
+    )

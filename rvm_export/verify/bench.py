@@ -27,6 +27,7 @@ import numpy as np
 
 from model import CheckpointError
 from rvm_export.contract import tool_versions
+from rvm_export.targets import artifact_files
 
 from ..runtimes import Runner, RunnerError, artifact_kind
 from ..runtimes.torch_runner import TorchReference
@@ -54,8 +55,8 @@ def case_label(width: int, height: int, ratio: float) -> str:
 
 
 def artifact_mb(path: Path) -> float:
-    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-    return sum(p.stat().st_size for p in files) / 1e6
+    """Every file of the artifact (a folder's, OpenVINO's .xml and .bin), as the manifest counts them."""
+    return sum(p.stat().st_size for p in artifact_files(path)) / 1e6
 
 
 def pin_threads(runner: Runner, threads: int) -> None:

@@ -10,6 +10,7 @@ from rvm_export.contract.files import os_reason, unwritable_reason
 
 from ..runtimes import TFJS_BACKENDS, RunnerError
 from .api import verify_artifact
+from .harness import DEFAULT_FRAMES
 
 
 def parse_wxh(
@@ -38,7 +39,9 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
     default=None,
     help="The checkpoint the artifact was exported from (default: the path in its metadata).",
 )
-@click.option("--frames", type=click.IntRange(min=2), default=4, show_default=True, help="Frames per sequence.")
+@click.option(
+    "--frames", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True, help="Frames per sequence."
+)
 @click.option("--size", "sizes", multiple=True, callback=parse_size, help="WIDTHxHEIGHT; repeatable.")
 @click.option(
     "--ratio", "ratios", multiple=True, type=click.FloatRange(0, 1, min_open=True), help="Downsample ratio; repeatable."

@@ -29,7 +29,7 @@ def exported(
 
     ``resnet50``: a seeded ResNet50 with the deep guided filter instead (no real weights exist)."""
     from rvm_export.export.base import at_precision, load_source
-    from rvm_export.export.onnx import PACKAGES, export_onnx
+    from rvm_export.export.onnx import export_onnx
 
     source = load_source(None, "resnet50", "deep_guided_filter") if resnet50 else load_source(WEIGHTS)
     options = {"opset": opset, "static": list(static) if static else None, "downsample_ratio": ratio}
@@ -38,5 +38,5 @@ def exported(
         + (f"_{static[0]}x{static[1]}" if static else "")
         + ".onnx"
     )
-    metadata = source.metadata("onnx", precision, *PACKAGES, **options)
+    metadata = source.metadata("onnx", precision, **options)
     return export_onnx(at_precision(source.model, precision), _WORK / name, metadata, opset, static, ratio)

@@ -8,12 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from rvm_export import release as pipeline
-from rvm_export.export import checkpoints, naming
+from rvm_export.export import checkpoints
 from rvm_export.export.base import ExportError, load_source
 from rvm_export.export.cli import main
 from rvm_export.export.coreml import format_for
-
-from ..conftest import require
+from rvm_export.targets import TARGETS, ReleaseJob, artifact_name
 
 
 @pytest.fixture
@@ -71,16 +70,15 @@ def test_default_output_and_checkpoint_then_verify_with_no_option(
     monkeypatch.setitem(checkpoints.DEFAULT_CHECKPOINTS, "mobilenetv3", [weights_path])
     result = CliRunner().invoke(main, ["torchscript", "--precision", "fp16", "--freeze"])
     assert result.exit_code == 0, result.output
-    name = naming.torchscript_name("mobilenetv3", "fp16", True)
-    job_names = [job.name for job in pipeline.torchscript_jobs("mobilenetv3")]
+    name = artifact_name("torchscript", "mobilenetv3", precision="fp16", freeze=True)
+    job_names = [job.name for job in TARGETS["torchscript"].jobs("mobilenetv3")]
     assert name == "rvm_mobilenetv3_fp16_frozen.torchscript" and name in job_names
     assert f"checkpoint: {weights_path} (found" in result.output
     assert f"wrote artifacts/{name}" in result.output
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [name]
 
     monkeypatch.setattr(harness, "DEFAULT_CASES", ((64, 48, 1, 0.5),))  # keep the test small
-    monkeypatch.setattr(harness, "DEFAULT_FRAMES", 2)
-    check = CliRunner().invoke(verify_main, [f"artifacts/{name}"])
+    check = CliRunner().invoke(verify_main, [f"artifacts/{name}", "--frames", "2"])
     assert check.exit_code == 0, check.output
     assert "PASS" in check.output and str(weights_path) in check.output
 
@@ -92,18 +90,13 @@ def test_random_weights_only_with_an_explicit_seed(no_checkpoints: Path) -> None
     assert (no_checkpoints / "artifacts" / "rvm_mobilenetv3_fp32.torchscript").is_file()
 
 
-def _pipeline_jobs() -> List[pipeline.Job]:
-    return [
-        job
-        for target in pipeline.TARGET_JOBS.values()
-        for variant in ("mobilenetv3", "resnet50")
-        for job in target(variant)
-    ]
+def _release_jobs() -> List[ReleaseJob]:
+    return [job for spec in TARGETS.values() for variant in ("mobilenetv3", "resnet50") for job in spec.jobs(variant)]
 
 
-@pytest.mark.parametrize("job", _pipeline_jobs(), ids=lambda job: job.name)
+@pytest.mark.parametrize("job", _release_jobs(), ids=lambda job: job.name)
 def test_every_export_all_job_is_the_cli_default_name(
-    job: pipeline.Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_sources: dict
+    job: ReleaseJob, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_sources: dict
 ) -> None:
     """The job's options without --output give the job's name (exporters stubbed: only the path matters)."""
     written = []
@@ -114,21 +107,10 @@ def test_every_export_all_job_is_the_cli_default_name(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("rvm_export.export.cli.load_source", lambda *a, **k: tiny_sources[job.variant])
-    for module, function in [
-        ("rvm_export.export.torchscript_cli", "export_torchscript"),
-        ("rvm_export.export.onnx_cli", "export_onnx"),
-        ("rvm_export.export.coreml_cli", "export_coreml"),
-        ("rvm_export.export.pt2_cli", "export_pt2"),
-        ("rvm_export.export.openvino_cli", "export_openvino"),
-    ]:
-        monkeypatch.setattr(f"{module}.{function}", record, raising=False)
-    if job.target in ("tensorflow", "tfjs", "tflite"):
-        require("tensorflow")
-        monkeypatch.setattr("rvm_export.export.tensorflow.from_torch", lambda model: model)
-        monkeypatch.setattr("rvm_export.export.tensorflow.export_saved_model", record)
-        monkeypatch.setattr("rvm_export.export.tfjs.export_tfjs", record)
-        monkeypatch.setattr("rvm_export.export.tflite.export_tflite", record)
-    result = CliRunner().invoke(main, [job.target, "--seed", "0", *job.options])
+    exporter = TARGETS[job.target].exporter.split(":")[0]
+    for module in [f"{exporter}.export_{job.target}", f"{exporter}.export_saved_model", f"{exporter}.from_torch"]:
+        monkeypatch.setattr(module, record if "export_" in module else (lambda model: model), raising=False)
+    result = CliRunner().invoke(main, [job.target, "--seed", "0", *job.args])
     assert result.exit_code == 0, result.output
     assert written == [Path("artifacts") / job.name]
 

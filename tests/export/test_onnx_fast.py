@@ -10,7 +10,7 @@ import torch
 from model import seeded_random_model
 from model.decoder import upsample2x_to
 from rvm_export.export.base import at_precision, load_source
-from rvm_export.export.onnx import PACKAGES, export_onnx
+from rvm_export.export.onnx import export_onnx
 from rvm_export.export.onnx_fast import CHANNEL_BLOCK, FastDecoder, padded_conv, upsample2x_like
 from rvm_export.verify.api import verify_artifact
 
@@ -31,7 +31,7 @@ def export_seeded(
     source = load_source(None, variant, refiner, seed=3)
     size, ratio = (static[:2], static[2]) if static else (None, None)
     options = {"opset": 12, "static": list(size) if size else None, "downsample_ratio": ratio}
-    metadata = source.metadata("onnx", precision, *PACKAGES, **options)
+    metadata = source.metadata("onnx", precision, **options)
     model = at_precision(source.model, precision)
     return export_onnx(model, tmp_path / f"{variant}_{refiner}_{precision}.onnx", metadata, 12, size, ratio)
 

@@ -13,9 +13,9 @@ from ..conftest import require  # noqa: E402
 tf = require("tensorflow")
 
 from model import load_checkpoint, seeded_random_model  # noqa: E402
-from rvm_export.export.tensorflow import WeightTransferError, from_torch, transfer_weights  # noqa: E402
-from rvm_export.export.tensorflow.layers import resize_by_ratio  # noqa: E402
-from rvm_export.export.tensorflow.network import TFMattingNetwork  # noqa: E402
+from rvm_export.export.tf_port import WeightTransferError, from_torch, transfer_weights  # noqa: E402
+from rvm_export.export.tf_port.layers import resize_by_ratio  # noqa: E402
+from rvm_export.export.tf_port.network import TFMattingNetwork  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 
@@ -126,7 +126,7 @@ def test_transfer_copies_with_layout_change():
 def test_centred_moments_equal_the_naive_formula_for_any_box_weights():
     """cov and var about the local mean equal E[xy] - E[x]E[y] (computed in float64) also for
     learned box weights that do not sum to 1 (the deep guided filter's), zero padding included."""
-    from rvm_export.export.tensorflow.guided_filter import LocalMoments
+    from rvm_export.export.tf_port.guided_filter import LocalMoments
 
     rng = np.random.default_rng(0)
     x, y = rng.random((2, 1, 7, 9, 4))

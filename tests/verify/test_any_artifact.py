@@ -112,7 +112,7 @@ def test_tfjs_box_filter_padded_unlike_pytorch_fails_below_ratio_one(tmp_path: P
     instead of PyTorch's zero-padded mean: right at ratio 1 (no refiner), wrong at the borders below it."""
 
     tf = require("tensorflow")
-    from rvm_export.export.tensorflow import guided_filter
+    from rvm_export.export.tf_port import guided_filter
 
     from ..conftest import export_artifact
 

@@ -14,7 +14,7 @@ tf = require("tensorflow")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from rvm_export.export.base import load_source  # noqa: E402
-from rvm_export.export.tensorflow import from_torch  # noqa: E402
+from rvm_export.export.tf_port import from_torch  # noqa: E402
 from rvm_export.export.tflite import export_tflite  # noqa: E402
 from rvm_export.verify.api import verify_artifact  # noqa: E402
 from rvm_export.verify.sequence import Case, build_sequence  # noqa: E402

@@ -10,7 +10,8 @@ from ..conftest import require  # noqa: E402
 tf = require("tensorflow")
 
 from rvm_export.export.base import load_source  # noqa: E402
-from rvm_export.export.tensorflow import export_saved_model, from_torch  # noqa: E402
+from rvm_export.export.tensorflow import export_saved_model  # noqa: E402
+from rvm_export.export.tf_port import from_torch  # noqa: E402
 from rvm_export.runtimes import RunnerError, open_runner  # noqa: E402
 from rvm_export.verify.api import verify_artifact  # noqa: E402
 
@@ -28,7 +29,7 @@ def export(source, path, tamper=None):
     net = from_torch(source.model)
     if tamper:
         tamper(net)
-    metadata = source.metadata("tensorflow", "fp32", "tensorflow")
+    metadata = source.metadata("tensorflow", "fp32")
     metadata.layout = "NHWC"
     return export_saved_model(net, path, metadata)
 

@@ -16,7 +16,7 @@ require("playwright")
 from click.testing import CliRunner  # noqa: E402
 
 from rvm_export.export.base import load_source  # noqa: E402
-from rvm_export.export.tensorflow import from_torch  # noqa: E402
+from rvm_export.export.tf_port import from_torch  # noqa: E402
 from rvm_export.export.tfjs import export_tfjs  # noqa: E402
 from rvm_export.runtimes import RunnerError, open_runner, tfjs_browser  # noqa: E402
 from rvm_export.runtimes.tfjs_browser import BrowserSession  # noqa: E402
@@ -44,7 +44,7 @@ def exported(tmp_path_factory):
     source = load_source(WEIGHTS)
     net = from_torch(source.model)
     net.refiner.naive_moments = True
-    metadata = source.metadata("tfjs", "fp32", "tensorflow", quantization="none")
+    metadata = source.metadata("tfjs", "fp32", quantization="none")
     metadata.layout = "NHWC"
     paths["naive"] = export_tfjs(net, tmp / "naive_tfjs", metadata, "none")
     return paths

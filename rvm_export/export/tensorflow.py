@@ -1,4 +1,4 @@
-"""The SavedModel writer: a ``serving_default`` signature with the contract's names, a list
+"""``rvm-export tensorflow``: the SavedModel writer, a ``serving_default`` signature with the contract's names, a list
 call for the documented ``model([src, *rec, downsample_ratio])`` style, and the metadata as an asset.
 
 Batch, height and width are dynamic; recurrent inputs have unknown rank so the first frame
@@ -7,14 +7,16 @@ may pass the documented scalar ``tf.constant(0.)``.
 
 import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
+import click
 import tensorflow as tf
 
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
-from ..base import ExportError, atomic_output
-from .network import TFMattingNetwork
+from .base import ExportError, ModelSource, atomic_output
+from .cli import export_with, output_option, source_options
+from .tf_port import TFMattingNetwork, from_torch
 
 SRC_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="src")
 STATE_SPECS = [tf.TensorSpec(None, tf.float32, name=f"r{i}i") for i in range(1, 5)]
@@ -67,6 +69,9 @@ def export_saved_model(net: TFMattingNetwork, output: str | Path, metadata: Arti
     return Path(output)
 
 
-def read_saved_model_metadata(path: str | Path) -> ArtifactMetadata:
-    """The metadata asset of a SavedModel written by :func:`export_saved_model`."""
-    return ArtifactMetadata.from_json((Path(path) / "assets" / METADATA_KEY).read_text())
+@click.command("tensorflow")
+@source_options
+@output_option
+def command(source: ModelSource, output: Optional[str]) -> None:
+    """Channels-last (NHWC) TensorFlow SavedModel with a runtime downsample_ratio."""
+    export_with(source, "tensorflow", output, lambda out, meta: export_saved_model(from_torch(source.model), out, meta))

@@ -1,0 +1,315 @@
+"""The registry: one :class:`TargetSpec` per export target, and everything that lists targets derives from it.
+
+The ``rvm-export`` subcommands (and their help), default artifact names, missing-extra messages, the
+runner for a file on disk, the ``make export-all`` jobs and the files an artifact consists of (manifest
+hashes, sizes in rvm-bench) all read this table. Adding a target is three files: its spec here, its
+exporter (``rvm_export/export/<target>.py`` with a click ``command``) and its runner
+(``rvm_export/runtimes/<runtime>.py``). The conformance tests pick it up from :data:`TARGETS`.
+
+Nothing here imports a runtime or an exporter: entries name them as ``"module:attribute"`` and are
+imported on use, so ``rvm-export onnx`` works without TensorFlow installed.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+# Official CoreML release: (width, height, downsample_ratio); `s` is the ratio in the file name.
+COREML_RELEASE = ((1280, 720, 0.375), (1920, 1080, 0.25))
+COREML_SUFFIXES = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
+ONNX_DEFAULT_OPSET = 12
+DEFAULT_FOLDER = "artifacts"  # where rvm-export writes when no --output is given
+
+
+@dataclass(frozen=True)
+class ReleaseJob:
+    """One artifact of ``make export-all``: the ``rvm-export`` options and the name they produce."""
+
+    target: str
+    variant: str
+    args: Tuple[str, ...]  # target options besides --checkpoint/--variant/--seed/--output
+    name: str
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Everything the project knows about one target, in one place."""
+
+    name: str  # rvm-export subcommand and the ``format`` in the artifact's metadata
+    title: str  # what users call the format
+    summary: str  # one line for ``rvm-export --help`` (listed without importing the exporter)
+    exporter: str  # "module:attribute" of its click command
+    runner: str  # "module:Class" of the runner that runs its artifacts
+    artifact_name: Callable[..., str]  # (variant, **target options) -> file or folder name
+    release: Callable[[str], List[Tuple[Tuple[str, ...], Dict[str, object]]]]  # variant -> [(args, name options)]
+    precisions: Tuple[str, ...] = ("fp32",)
+    layout: str = "NCHW"
+    suffixes: Tuple[str, ...] = ()  # file suffixes of its artifacts (for runner dispatch)
+    markers: Tuple[str, ...] = ()  # files that make a folder one of its artifacts
+    companions: Tuple[str, ...] = ()  # sibling files with the same stem that belong to the artifact
+    export_extra: Optional[str] = None  # pip extra that rvm-export needs (None: the base install)
+    runner_extra: Optional[str] = None  # pip extra that running its artifacts needs
+    packages: Tuple[str, ...] = ()  # distributions whose versions the artifact's metadata records
+    is_folder: bool = False  # the artifact is a folder (SavedModel, TF.js); see also ``folder_suffixes``
+    folder_suffixes: Tuple[str, ...] = ()  # suffixes that are folders (.mlpackage)
+    entry_names: Tuple[str, ...] = ()  # file names that open a folder artifact by themselves (TF.js model.json)
+
+    def jobs(self, variant: str) -> List[ReleaseJob]:
+        return [
+            ReleaseJob(self.name, variant, tuple(args), self.artifact_name(variant, **options))
+            for args, options in self.release(variant)
+        ]
+
+    def files(self, path: Path) -> List[Path]:
+        """The files an artifact at ``path`` consists of (a folder's files; a file with its companions)."""
+        if path.is_dir():
+            return sorted(p for p in path.rglob("*") if p.is_file())
+        extra = [path.with_suffix(s) for s in self.companions]
+        return [path] + [p for p in extra if p.is_file()]
+
+
+def _mobilenet_only(jobs: Callable[[], list]) -> Callable[[str], list]:
+    """Release jobs for MobileNetV3 alone (the phone and web models; each artifact costs a verification)."""
+    return lambda variant: jobs() if variant == "mobilenetv3" else []
+
+
+# --- Default names. Options left at their defaults add nothing to the name. -------------------------
+
+
+def _torchscript_name(variant: str, precision: str = "fp32", freeze: bool = False) -> str:
+    return f"rvm_{variant}_{precision}{'_frozen' if freeze else ''}.torchscript"
+
+
+def _onnx_name(
+    variant: str,
+    precision: str = "fp32",
+    opset: int = ONNX_DEFAULT_OPSET,
+    static: Optional[Tuple[int, int]] = None,
+    downsample_ratio: Optional[float] = None,
+) -> str:
+    name = f"rvm_{variant}_{precision}"
+    if static:
+        name += f"_{static[0]}x{static[1]}"
+    if downsample_ratio is not None:
+        name += f"_s{downsample_ratio:g}"
+    if opset != ONNX_DEFAULT_OPSET:
+        name += f"_opset{opset}"
+    return name + ".onnx"
+
+
+def _coreml_name(
+    variant: str, width: int, height: int, downsample_ratio: float, precision: str = "fp16", fmt: str = "mlprogram"
+) -> str:
+    return f"rvm_{variant}_{width}x{height}_s{downsample_ratio:g}_{precision}{COREML_SUFFIXES[fmt]}"
+
+
+def _coreml_release() -> list:
+    jobs = []
+    for width, height, ratio in COREML_RELEASE:
+        for precision in ("fp16", "int8"):
+            for fmt in ("neuralnetwork", "mlprogram"):
+                args = ("--resolution", str(width), str(height), "--downsample-ratio", str(ratio))
+                args += ("--precision", precision, "--format", fmt)
+                jobs.append(
+                    (args, dict(width=width, height=height, downsample_ratio=ratio, precision=precision, fmt=fmt))
+                )
+    return jobs
+
+
+def _precisions(*precisions: str) -> Callable[[str], list]:
+    return lambda variant: [(("--precision", p), {"precision": p}) for p in precisions]
+
+
+TARGETS: Dict[str, TargetSpec] = {
+    spec.name: spec
+    for spec in (
+        TargetSpec(
+            name="torchscript",
+            title="TorchScript",
+            summary="Scripted TorchScript module, runtime downsample_ratio, fp32/fp16, frozen or not.",
+            exporter="rvm_export.export.torchscript:command",
+            runner="rvm_export.runtimes.torch_runner:TorchScriptRunner",
+            artifact_name=_torchscript_name,
+            release=lambda variant: [
+                (("--precision", p, "--freeze" if frozen else "--no-freeze"), {"precision": p, "freeze": frozen})
+                for p in ("fp32", "fp16")
+                for frozen in (False, True)
+            ],
+            precisions=("fp32", "fp16"),
+            suffixes=(".torchscript", ".pt", ".ts"),
+        ),
+        TargetSpec(
+            name="onnx",
+            title="ONNX",
+            summary="ONNX for ONNX Runtime: dynamic B/H/W, runtime ratio; --static WxH for TensorRT/NPUs.",
+            exporter="rvm_export.export.onnx:command",
+            runner="rvm_export.runtimes.onnxruntime:OnnxRuntimeRunner",
+            artifact_name=_onnx_name,
+            release=lambda variant: [
+                (("--precision", p, "--opset", str(ONNX_DEFAULT_OPSET)), {"precision": p}) for p in ("fp32", "fp16")
+            ],
+            precisions=("fp32", "fp16"),
+            suffixes=(".onnx",),
+            export_extra="onnx",
+            runner_extra="onnx",
+            packages=("onnx", "onnxruntime", "onnxslim"),
+        ),
+        TargetSpec(
+            name="tensorflow",
+            title="TensorFlow SavedModel",
+            summary="Channels-last TensorFlow SavedModel with a runtime downsample_ratio.",
+            exporter="rvm_export.export.tensorflow:command",
+            runner="rvm_export.runtimes.tensorflow:TensorFlowRunner",
+            artifact_name=lambda variant: f"rvm_{variant}_tf",
+            release=lambda variant: [((), {})],
+            layout="NHWC",
+            markers=("saved_model.pb",),
+            is_folder=True,
+            export_extra="tensorflow",
+            runner_extra="tensorflow",
+            packages=("tensorflow", "keras"),
+        ),
+        TargetSpec(
+            name="tfjs",
+            title="TensorFlow.js",
+            summary="TF.js graph model (channels-last) for the browser; fp32, uint16 or uint8 weights.",
+            exporter="rvm_export.export.tfjs:command",
+            runner="rvm_export.runtimes.tfjs:TfjsRunner",
+            artifact_name=lambda variant, quantize="none": (
+                f"rvm_{variant}{'' if quantize == 'none' else '_' + quantize}_tfjs"
+            ),
+            # fp32, uint8 (the official web format) and uint16 (half the size, close to fp32)
+            release=_mobilenet_only(
+                lambda: [(("--quantize", q), {"quantize": q}) for q in ("none", "uint8", "uint16")]
+            ),
+            precisions=("fp32", "uint16", "uint8"),
+            layout="NHWC",
+            markers=("model.json",),
+            entry_names=("model.json",),
+            is_folder=True,
+            export_extra="tfjs",
+            runner_extra=None,  # runs in Node.js (npm ci in rvm_export/runtimes/node) or Chromium
+            packages=("tensorflow",),
+        ),
+        TargetSpec(
+            name="coreml",
+            title="CoreML",
+            summary="Fixed-resolution CoreML model (.mlmodel or .mlpackage): image in, images and states out.",
+            exporter="rvm_export.export.coreml:command",
+            runner="rvm_export.runtimes.coreml:CoreMLRunner",
+            artifact_name=_coreml_name,
+            release=_mobilenet_only(_coreml_release),
+            precisions=("fp32", "fp16", "int8"),
+            suffixes=(".mlmodel", ".mlpackage"),
+            markers=("Manifest.json",),
+            folder_suffixes=(".mlpackage",),
+            export_extra="coreml",
+            runner_extra="coreml",
+            packages=("coremltools", "numpy"),
+        ),
+        TargetSpec(
+            name="pt2",
+            title="torch.export",
+            summary="torch.export program (.pt2) that loads with torch.export.load alone.",
+            exporter="rvm_export.export.pt2:command",
+            runner="rvm_export.runtimes.torch_export:TorchExportRunner",
+            artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}.pt2",
+            # fp32 only in the release: each ExportedProgram costs ~30 s to trace and verify
+            release=_mobilenet_only(lambda: [(("--precision", "fp32"), {"precision": "fp32"})]),
+            precisions=("fp32", "fp16"),
+            suffixes=(".pt2",),
+        ),
+        TargetSpec(
+            name="openvino",
+            title="OpenVINO IR",
+            summary="OpenVINO IR (.xml + .bin), dynamic shapes, runtime downsample_ratio.",
+            exporter="rvm_export.export.openvino:command",
+            runner="rvm_export.runtimes.openvino:OpenVinoRunner",
+            artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}_openvino.xml",
+            release=_mobilenet_only(lambda: _precisions("fp32", "fp16")("mobilenetv3")),
+            precisions=("fp32", "fp16"),
+            suffixes=(".xml",),
+            companions=(".bin",),
+            export_extra="openvino",
+            runner_extra="openvino",
+            packages=("openvino", "onnx", "onnxslim"),
+        ),
+        TargetSpec(
+            name="tflite",
+            title="LiteRT (TFLite)",
+            summary="LiteRT (TFLite) flatbuffer, channels-last, dynamic shapes, runtime ratio.",
+            exporter="rvm_export.export.tflite:command",
+            runner="rvm_export.runtimes.litert:LiteRtRunner",
+            artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}.tflite",
+            release=_mobilenet_only(lambda: _precisions("fp32")("mobilenetv3")),
+            layout="NHWC",
+            suffixes=(".tflite",),
+            export_extra="tflite",
+            runner_extra="tflite",
+            packages=("tensorflow", "ai-edge-litert"),
+        ),
+    )
+}
+
+
+class UnknownArtifactError(ValueError):
+    """A path that no registered target's artifacts look like."""
+
+
+def spec(name: str) -> TargetSpec:
+    return TARGETS[name]
+
+
+def artifact_name(target: str, variant: str, **options: object) -> str:
+    """The name ``make export-all`` gives ``target``'s artifact with these options (rvm-export's default)."""
+    return TARGETS[target].artifact_name(variant, **options)
+
+
+def target_of(path: str | Path) -> TargetSpec:
+    """The target whose artifacts look like ``path``: a folder by its marker files, a file by its suffix."""
+    path = Path(path)
+    if path.is_dir():
+        for target in TARGETS.values():
+            if path.suffix in target.folder_suffixes or any((path / m).is_file() for m in target.markers):
+                return target
+    for target in TARGETS.values():
+        if path.name in target.entry_names or path.suffix in target.suffixes:
+            return target
+    known = sorted(s for t in TARGETS.values() for s in t.suffixes)
+    folders = ", ".join(f"{t.title} folder ({'/'.join(t.markers)})" for t in TARGETS.values() if t.is_folder)
+    raise UnknownArtifactError(
+        f"cannot tell what kind of artifact {path} is; expected one of {', '.join(known)}, or a {folders}"
+    )
+
+
+def artifact_files(path: Path) -> List[Path]:
+    """The files the artifact at ``path`` consists of (the file alone when no target claims it)."""
+    try:
+        return target_of(path).files(path)
+    except UnknownArtifactError:
+        return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def folder_markers() -> Tuple[str, ...]:
+    """Files that mark a folder as an earlier artifact which an export may replace."""
+    return tuple(m for t in TARGETS.values() for m in t.markers)
+
+
+def release_packages() -> Tuple[str, ...]:
+    """Every distribution some target records, for the manifest."""
+    return tuple(dict.fromkeys(p for t in TARGETS.values() for p in t.packages))
+
+
+__all__ = [
+    "DEFAULT_FOLDER",
+    "TARGETS",
+    "ReleaseJob",
+    "TargetSpec",
+    "UnknownArtifactError",
+    "artifact_files",
+    "artifact_name",
+    "folder_markers",
+    "release_packages",
+    "spec",
+    "target_of",
+]
