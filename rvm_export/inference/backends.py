@@ -1,9 +1,9 @@
-"""What ``convert_video`` runs: a PyTorch / TorchScript module, or any exported artifact via its verify runner.
+"""What ``convert_video`` runs: a PyTorch / TorchScript module, or any exported artifact via its runtime runner.
 
 Every backend takes a chunk of uint8 RGB frames [T,H,W,3] on the CPU and returns (fgr [T,3,H,W],
 pha [T,1,H,W]) float tensors, carrying its own recurrent state from chunk to chunk in its own form.
-Artifacts (ONNX, TorchScript, SavedModel, ...) are opened with ``verify.runners.open_runner``, so
-a runner registered there is usable here without changes.
+Artifacts (ONNX, TorchScript, SavedModel, ...) are opened with ``rvm_export.runtimes.open_runner``, so
+a runner registered there is usable here without changes; inference never imports the verifier.
 """
 
 import os
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rvm_export.inference.io import InferenceError
+from rvm_export.runtimes.rollout import ClosedLoop
 
 Matte = Tuple[torch.Tensor, torch.Tensor]  # fgr [T,3,H,W], pha [T,1,H,W]
 
@@ -65,11 +66,11 @@ class TorchBackend(Backend):
 
 
 class RunnerBackend(Backend):
-    """A verify runner (ONNX Runtime, TorchScript, TensorFlow, ...): frame by frame, numpy in and out."""
+    """A runtime runner (ONNX Runtime, TorchScript, TensorFlow, ...): frame by frame, numpy in and out."""
 
     def __init__(self, runner: Any) -> None:
         self.runner = runner
-        self.state = runner.initial_state(1)
+        self.loop = ClosedLoop(runner)  # the video's frames in order, the runner's own state carried
 
     def fixed_case(self) -> Optional[Tuple[int, int, float]]:
         return self.runner.fixed_case() if hasattr(self.runner, "fixed_case") else None
@@ -78,7 +79,7 @@ class RunnerBackend(Backend):
         src = frames.numpy().transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
         fgr, pha = [], []
         for t in range(src.shape[0]):  # runners take [B,3,H,W]: one frame per call
-            outputs, self.state = self.runner.infer(src[t : t + 1], self.state, downsample_ratio)
+            outputs = self.loop.step(src[t : t + 1], downsample_ratio)
             fgr.append(outputs["fgr"])
             pha.append(outputs["pha"])
         return torch.from_numpy(np.concatenate(fgr)), torch.from_numpy(np.concatenate(pha))
@@ -95,7 +96,7 @@ def is_runner(model: Any) -> bool:
 def make_backend(
     model: Any, device: Optional[str | torch.device] = None, dtype: Optional[torch.dtype] = None
 ) -> Backend:
-    """The backend for ``model``: a module, an artifact path, or a verify runner."""
+    """The backend for ``model``: a module, an artifact path, or a runtime runner."""
     if isinstance(model, (str, os.PathLike)):
         from rvm_export.runtimes import RunnerError, open_runner
 
@@ -111,7 +112,7 @@ def make_backend(
     if isinstance(model, torch.nn.Module):
         return TorchBackend(model, device, dtype)
     raise InferenceError(
-        f"cannot run a {type(model).__name__}; pass a MattingNetwork, a TorchScript module, an artifact path or a verify runner"
+        f"cannot run a {type(model).__name__}; pass a MattingNetwork, a TorchScript module, an artifact path or a runner (rvm_export.runtimes)"
     )
 
 

@@ -358,7 +358,7 @@ def convert_video(
     """Matte ``input_source`` (a video file or a folder of images) and write the requested outputs.
 
     ``model`` is a MattingNetwork, a TorchScript module (a frozen one needs ``device`` and
-    ``dtype``), an exported artifact's path, or a verify runner. ``output_type='video'`` writes
+    ``dtype``), an exported artifact's path, or a runner from rvm_export.runtimes. ``output_type='video'`` writes
     H.264 files (composition over green RGB 120,255,155; alpha as monochrome video) at the input's
     frame rate (30 fps for images); ``'png_sequence'`` writes folders of numbered PNGs (composition
     as RGBA). ``downsample_ratio=None`` picks one so the downsampled frame's largest side is ~512 px.

@@ -30,6 +30,7 @@ from rvm_export.contract import tool_versions
 from rvm_export.targets import artifact_files
 
 from ..runtimes import Runner, RunnerError, artifact_kind
+from ..runtimes.rollout import rollout
 from ..runtimes.torch_runner import TorchReference
 from .api import open_artifact
 from .cli import parse_wxh
@@ -80,9 +81,8 @@ def runs_case(runner: Runner, case: Tuple[int, int, float]) -> bool:
 
 
 def run_sequence(runner: Runner, frames: np.ndarray, ratio: float) -> None:
-    state = runner.initial_state(1)
-    for src in frames:
-        _, state = runner.infer(src, state, ratio)
+    for _ in rollout([runner], frames, ratio):
+        pass
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -110,11 +110,8 @@ def time_case(
 def accuracy(runner: Runner, reference: TorchReference, case: Tuple[int, int, float], frames: int) -> Dict[str, float]:
     """Worst alpha MAD x1e3 and worst pha/fgr pixel over a closed-loop sequence vs PyTorch fp32."""
     width, height, ratio = case
-    ref_state, test_state = reference.initial_state(1), runner.initial_state(1)
     worst = {"alpha_mad_1e3": 0.0, "pha_max_err": 0.0, "fgr_max_err": 0.0}
-    for src in build_sequence(Case(width, height, 1, ratio, frames)):
-        ref, ref_state = reference.infer(src, ref_state, ratio)
-        out, test_state = runner.infer(src, test_state, ratio)
+    for _, _, (ref, out) in rollout([reference, runner], build_sequence(Case(width, height, 1, ratio, frames)), ratio):
         errors = {name: np.abs(out[name].astype(np.float64) - ref[name]) for name in ("pha", "fgr")}
         worst["alpha_mad_1e3"] = max(worst["alpha_mad_1e3"], float(errors["pha"].mean()) * 1e3)  # the verifier's MAD
         for name, err in errors.items():

@@ -11,6 +11,7 @@ from model import MattingNetwork, load_checkpoint, seeded_random_model, sha256_f
 from rvm_export.contract import ArtifactMetadata
 
 from ..runtimes.base import Outputs, RunnerError
+from ..runtimes.rollout import StepFailure, rollout
 from ..runtimes.torch_runner import TorchReference
 from .compare import (
     AlphaStat,
@@ -116,38 +117,34 @@ def run_case(
     frames = build_sequence(case)
     key = noise.key(case.label)
     floors = load_floors(key, case.frames)
-    noise_runner = noise.runner() if floors is None else None
+    # The fp32 reference, PyTorch at the artifact's precision (when its floors are not cached) and the
+    # artifact, stepped in lock-step by the one rollout, each with its own state; the artifact runs last.
+    runners = [reference] + ([noise.runner()] if floors is None else []) + [runner]
     measured: List[Floor] = []
     errors: List[Dict[str, Dict[str, float]]] = []  # per frame: output -> statistics of the artifact's error
     alphas: list = []
-    ref_state = reference.initial_state(case.batch)
-    noise_state = None
-    test_state = runner.initial_state(case.batch)
     prev_ref = prev_test = None
     worst = -1.0
-    for t, src in enumerate(frames):
-        ref_out, ref_state = reference.infer(src, ref_state, case.ratio)
-        if noise_runner is not None:
-            noise_out, noise_state = noise_runner.infer(src, noise_state, case.ratio)
-            measured.append(noise_floor_of(ref_out, noise_out))
-        try:
-            test_out, test_state = runner.infer(src, test_state, case.ratio)
-        except RunnerError:
-            raise
-        except Exception as exc:  # the backend's own error on a broken artifact
-            detail = f"the artifact failed to run: {type(exc).__name__}: {exception_summary(exc)}"
-            result.failures.append(Failure(case.label, t, "*", "run", 1, 0, detail))
-            break
-        broken = structural_failures(case.label, t, ref_out, test_out)
-        if broken:
-            result.failures += broken
-            break
-        errors.append({name: difference_stats(value, test_out[name]) for name, value in ref_out.items()})
-        alphas.append(alpha_values(ref_out["pha"], test_out["pha"], prev_ref, prev_test))
-        pha_error = np.abs(test_out["pha"][0, 0].astype(np.float64) - ref_out["pha"][0, 0])
-        if pha_error.max() > worst:  # kept for the picture (--plot)
-            worst, result.worst_alpha = float(pha_error.max()), (t, pha_error.astype(np.float32))
-        prev_ref, prev_test = ref_out["pha"], test_out["pha"]
+    try:
+        for t, _, outputs in rollout(runners, frames, case.ratio, case.batch):
+            ref_out, test_out = outputs[0], outputs[-1]
+            if len(outputs) == 3:
+                measured.append(noise_floor_of(ref_out, outputs[1]))
+            broken = structural_failures(case.label, t, ref_out, test_out)
+            if broken:
+                result.failures += broken
+                break
+            errors.append({name: difference_stats(value, test_out[name]) for name, value in ref_out.items()})
+            alphas.append(alpha_values(ref_out["pha"], test_out["pha"], prev_ref, prev_test))
+            pha_error = np.abs(test_out["pha"][0, 0].astype(np.float64) - ref_out["pha"][0, 0])
+            if pha_error.max() > worst:  # kept for the picture (--plot)
+                worst, result.worst_alpha = float(pha_error.max()), (t, pha_error.astype(np.float32))
+            prev_ref, prev_test = ref_out["pha"], test_out["pha"]
+    except StepFailure as failure:
+        if failure.index != len(runners) - 1:  # PyTorch itself failed: a bug, not the artifact's fault
+            raise failure.cause
+        detail = f"the artifact failed to run: {type(failure.cause).__name__}: {exception_summary(failure.cause)}"
+        result.failures.append(Failure(case.label, failure.frame, "*", "run", 1, 0, detail))
     per_frame = floors if floors is not None else measured
     for t, (error, alpha) in enumerate(zip(errors, alphas, strict=True)):
         floor = envelope(per_frame[: len(errors)], t)

@@ -30,6 +30,8 @@ from model import MattingNetwork
 from rvm_export.contract import OUTPUT_NAMES, STATE_INPUTS
 
 from ..runtimes.base import Runner
+from ..runtimes.rollout import rollout
+from ..runtimes.torch_runner import TorchReference
 from .noise import noise_model
 from .sequence import Case, build_sequence
 from .tolerances import tolerance_for
@@ -94,11 +96,16 @@ class Recorder:
             handle.remove()
 
 
-def _run(model: nn.Module, dtype: torch.dtype, src: np.ndarray, state: Any, ratio: float) -> Tuple[Any, Any]:
-    rec = state if state is not None else [None] * 4
-    with torch.inference_mode():
-        out = model(torch.from_numpy(src).to(dtype), *rec, downsample_ratio=float(ratio))
-    return out, list(out[2:])
+class RecordedReference(TorchReference):
+    """A PyTorch reference whose every module's output (and inputs) is recorded afresh each frame."""
+
+    def __init__(self, model: MattingNetwork, dtype: torch.dtype, keep_inputs: bool = False) -> None:
+        super().__init__(model, dtype)
+        self.recorder = Recorder(self.model, keep_inputs)
+
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Any, Any]:
+        self.recorder.reset()
+        return super().infer(src, state, downsample_ratio)
 
 
 def scope_to_module(node_name: str, modules: Dict[str, nn.Module]) -> Optional[str]:
@@ -171,29 +178,19 @@ def localize(runner: Runner, reference: MattingNetwork, case: Case, last_frame: 
         return f"first divergence: not available for {runner.kind} artifacts (ONNX and unfrozen TorchScript only)"
     tolerance = tolerance_for(precision)
     relative = RELATIVE_FLOOR.get(precision, 5e-2)
-    ref_net = reference.float().eval()
-    noise_net, noise_dtype = noise_model(reference, precision)
-    ref_rec, noise_rec = Recorder(ref_net, keep_inputs=True), Recorder(noise_net)
-    modules = dict(ref_net.named_modules())
-    frames = build_sequence(case)
-    ref_state = noise_state = None
-    test_state = probe.initial_state(case.batch)
-    try:
-        for t in range(min(last_frame, case.frames - 1) + 1):
-            src = frames[t]
-            ref_rec.reset()
-            noise_rec.reset()
-            _, ref_state = _run(ref_net, torch.float32, src, ref_state, case.ratio)
-            _, noise_state = _run(noise_net, noise_dtype, src, noise_state, case.ratio)
-            test, test_state = probe.step(src, test_state, case.ratio, ref_rec, modules)
-            found = _first_divergence(
-                t, ref_rec.order, ref_rec.outputs, noise_rec.outputs, test, tolerance.ratio, relative
-            )
+    ref = RecordedReference(reference.float().eval(), torch.float32, keep_inputs=True)
+    noise = RecordedReference(*noise_model(reference, precision))
+    probe.bind(ref.recorder, dict(ref.model.named_modules()))
+    frames = build_sequence(case)[: min(last_frame, case.frames - 1) + 1]
+    try:  # the probe runs after the reference, on the module inputs the reference just recorded
+        for t, _, (_, _, test) in rollout([ref, noise, probe], frames, case.ratio, case.batch):
+            rec, noise_rec = ref.recorder, noise.recorder
+            found = _first_divergence(t, rec.order, rec.outputs, noise_rec.outputs, test, tolerance.ratio, relative)
             if found is not None:
                 return found.line()
     finally:
-        ref_rec.close()
-        noise_rec.close()
+        ref.recorder.close()
+        noise.recorder.close()
     return f"first divergence: none found inside the network up to frame {last_frame}; the outputs differ only after it"
 
 
@@ -205,7 +202,18 @@ def _probe_for(runner: Runner) -> Optional[Any]:
     return None
 
 
-class OnnxProbe:
+class Probe:
+    """An artifact that exposes its intermediate tensors, stepped like a runner by the rollout: each frame
+    returns ``{module name: its tensor}`` next to the new state, read against ``recorder`` (the reference)."""
+
+    recorder: Recorder
+    modules: Dict[str, nn.Module]
+
+    def bind(self, recorder: Recorder, modules: Dict[str, nn.Module]) -> None:
+        self.recorder, self.modules = recorder, modules
+
+
+class OnnxProbe(Probe):
     """The ONNX artifact with every main-graph node output exposed."""
 
     def __init__(self, runner: Any) -> None:
@@ -268,7 +276,8 @@ class OnnxProbe:
     def initial_state(self, batch: int) -> Any:
         return [np.array(v.numpy(), copy=True) for v in self.runner.initial_state(batch)]  # own the memory
 
-    def step(self, src: np.ndarray, state: Any, ratio: float, ref: Recorder, modules: Dict[str, nn.Module]) -> Any:
+    def infer(self, src: np.ndarray, state: Any, ratio: float) -> Any:
+        ref, modules = self.recorder, self.modules
         feeds = {"src": src.astype(self.runner.dtype), **dict(zip(STATE_INPUTS, state, strict=True))}
         if "downsample_ratio" in self.runner.inputs:
             feeds["downsample_ratio"] = np.asarray([ratio], np.float32)
@@ -286,7 +295,7 @@ class OnnxProbe:
         return by_module, new_state
 
 
-class TorchScriptProbe:
+class TorchScriptProbe(Probe):
     """Each scripted submodule called on the reference's inputs to it: a module's own error."""
 
     def __init__(self, runner: Any) -> None:
@@ -296,7 +305,8 @@ class TorchScriptProbe:
     def initial_state(self, batch: int) -> Any:
         return None
 
-    def step(self, src: np.ndarray, state: Any, ratio: float, ref: Recorder, modules: Dict[str, nn.Module]) -> Any:
+    def infer(self, src: np.ndarray, state: Any, ratio: float) -> Any:
+        ref = self.recorder
         dtype = self.runner.dtype
         cast = lambda v: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v  # noqa: E731
         by_module: Dict[str, np.ndarray] = {}
