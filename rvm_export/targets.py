@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from rvm_export.contract.errors import UnknownArtifactError
+
 # Official CoreML release: (width, height, downsample_ratio); `s` is the ratio in the file name.
 COREML_RELEASE = ((1280, 720, 0.375), (1920, 1080, 0.25))
 COREML_SUFFIXES = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel"}
@@ -250,10 +252,6 @@ TARGETS: Dict[str, TargetSpec] = {
         ),
     )
 }
-
-
-class UnknownArtifactError(ValueError):
-    """A path that no registered target's artifacts look like."""
 
 
 def spec(name: str) -> TargetSpec:

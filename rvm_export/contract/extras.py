@@ -8,6 +8,8 @@ For the three commands: an ``rvm-export`` target, a runner (``rvm-verify``, ``rv
 import importlib.util
 from typing import Dict, Optional, Tuple
 
+from .errors import RVMError
+
 DISTRIBUTION = "rvm-export"
 
 # extra (pyproject.toml [project.optional-dependencies]) -> the top-level modules it installs
@@ -37,7 +39,7 @@ def needs(command: str, what: str) -> Optional[str]:
     return spec.export_extra if command == "rvm-export" else spec.runner_extra
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(RVMError, ImportError):
     """An optional dependency is not installed; the message names the extra that installs it."""
 
 

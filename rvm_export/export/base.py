@@ -1,7 +1,6 @@
 """What every export target shares: where the weights come from, metadata, atomic writes."""
 
 import contextlib
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,13 +9,10 @@ from typing import Iterator, Optional
 from model import MattingNetwork, half_precision, load_checkpoint, seeded_random_model, sha256_file
 from rvm_export import targets
 from rvm_export.contract import ArtifactMetadata, tool_versions
-from rvm_export.contract.files import os_reason, unwritable_reason
+from rvm_export.contract.errors import ExportError
+from rvm_export.contract.files import PendingPath, os_reason, unwritable_reason
 
 PRECISIONS = ("fp32", "fp16")
-
-
-class ExportError(RuntimeError):
-    """An export that cannot be done as asked; the message says what to change."""
 
 
 @dataclass
@@ -74,13 +70,6 @@ def at_precision(model: MattingNetwork, precision: str) -> MattingNetwork:
     return half_precision(model) if precision == "fp16" else model.float()
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 @contextlib.contextmanager
 def atomic_output(output: str | Path, folder: Optional[bool] = None) -> Iterator[Path]:
     """Yield a temporary path beside ``output`` (same suffix); move it into place only on success.
@@ -96,17 +85,17 @@ def atomic_output(output: str | Path, folder: Optional[bool] = None) -> Iterator
         if not any((output / m).exists() for m in targets.folder_markers()):  # an earlier artifact may be replaced
             problem = f"{output} is a non-empty folder that is not an artifact"
     if problem is not None:
-        raise ExportError(f"{problem}; choose another --output")
-    tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
-    _remove(tmp)
+        raise ExportError(f"{problem}; choose another output path", "output")
+    pending = PendingPath(output)
     try:
-        yield tmp
-        if not tmp.exists():
+        yield pending.tmp
+        if not pending.tmp.exists():
             raise ExportError(f"the exporter wrote nothing for {output}")
-        _remove(output)
-        os.replace(tmp, output)
+        pending.commit()
     except OSError as exc:
-        raise ExportError(f"writing {output} failed ({os_reason(exc)}); free some space or choose another --output")
+        raise ExportError(
+            f"writing {output} failed ({os_reason(exc)}); free some space or choose another output path", "output"
+        )
     except ExportError:
         raise
     except Exception as exc:
@@ -116,7 +105,7 @@ def atomic_output(output: str | Path, folder: Optional[bool] = None) -> Iterator
             raise ExportError(f"writing {output} failed: the disk is full ({type(exc).__name__}); free some space")
         raise
     finally:
-        _remove(tmp)
+        pending.discard()
 
 
 def _nearly_full(folder: Path, margin: int = 16 << 20) -> bool:

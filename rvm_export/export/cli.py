@@ -18,9 +18,10 @@ from typing import Any, Callable, Dict, Iterator, Optional
 
 import click
 
-from model import REFINERS, VARIANTS, CheckpointError
+from model import REFINERS, VARIANTS
 from rvm_export import targets
 from rvm_export.contract import ArtifactMetadata, extras
+from rvm_export.contract.errors import USER_ERRORS, cli_message
 
 from .base import ExportError, ModelSource, load_source
 from .checkpoints import checkpoint_candidates, find_checkpoint
@@ -175,8 +176,8 @@ def user_errors(prog: str = "rvm-export") -> Iterator[None]:
     """Turn the errors a user can fix into one line on stderr and exit code 2."""
     try:
         yield
-    except (ExportError, CheckpointError) as exc:
-        click.echo(f"{prog}: error: {exc}", err=True)
+    except USER_ERRORS as exc:
+        click.echo(f"{prog}: error: {cli_message(exc)}", err=True)
         sys.exit(2)
 
 

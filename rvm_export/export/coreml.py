@@ -71,10 +71,10 @@ def check_case(width: int, height: int, ratio: float) -> Case:
     from the sizes, which equals 1/ratio only when size*ratio is an integer."""
     if width < 1 or height < 1:
         raise ExportError(
-            f"resolution {width}x{height} is not positive; pass --resolution WIDTH HEIGHT, e.g. 1920 1080"
+            f"resolution {width}x{height} is not positive; pass WIDTH HEIGHT, e.g. 1920 1080", "resolution"
         )
     if not 0 < ratio <= 1:
-        raise ExportError(f"downsample ratio {ratio:g} is outside (0, 1]; pass e.g. --downsample-ratio 0.25")
+        raise ExportError(f"downsample ratio {ratio:g} is outside (0, 1]; pass e.g. 0.25", "downsample_ratio")
     for name, size in (("width", width), ("height", height)):
         scaled = size * ratio
         if ratio != 1 and abs(scaled - round(scaled)) > 1e-9:
@@ -241,8 +241,9 @@ def format_for(output: Optional[str | Path], fmt: Optional[str]) -> Tuple[str, O
         return fmt, output.with_name(output.name + SUFFIXES[fmt])
     if fmt is not None and fmt != implied:
         raise ExportError(
-            f"--format {fmt} contradicts {output.name} ({output.suffix} is the {implied} format); "
-            f"drop --format or name the output *{SUFFIXES[fmt]}"
+            f"format {fmt} contradicts {output.name} ({output.suffix} is the {implied} format); "
+            f"drop the format or name the output *{SUFFIXES[fmt]}",
+            "format",
         )
     return implied, output
 
@@ -262,7 +263,9 @@ def export_coreml(
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     output = Path(output)
     if output.suffix != SUFFIXES[fmt]:
-        raise ExportError(f"the {fmt} format is saved as *{SUFFIXES[fmt]}, not {output.name}; fix --output")
+        raise ExportError(
+            f"the {fmt} format is saved as *{SUFFIXES[fmt]}, not {output.name}; fix the output path", "output"
+        )
     program, shapes = exported_program(model.float().eval(), case)
     converted = _convert(program, shapes, case, fmt, precision)
     if fmt == "neuralnetwork":

@@ -33,6 +33,7 @@ from torch.nn import functional as F
 
 from model import MattingNetwork, param_dtype
 from rvm_export.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
+from rvm_export.contract.errors import first_line
 from rvm_export.targets import ONNX_DEFAULT_OPSET as DEFAULT_OPSET
 
 from .base import PRECISIONS, ExportError, ModelSource, at_precision, atomic_output
@@ -154,10 +155,11 @@ def export_onnx(
     check_opset(opset)
     if (static is None) != (downsample_ratio is None):
         raise ExportError(
-            "--static WxH and --downsample-ratio R go together (a dynamic artifact takes the ratio at run time)"
+            "a static size and a downsample ratio go together (a dynamic artifact takes the ratio at run time)",
+            "static",
         )
     if downsample_ratio is not None and not 0 < downsample_ratio <= 1:
-        raise ExportError(f"--downsample-ratio {downsample_ratio} is out of range; choose 0 < R <= 1")
+        raise ExportError(f"downsample ratio {downsample_ratio} is out of range; choose 0 < R <= 1", "downsample_ratio")
     model = model.eval()
     dtype = param_dtype(model)
     with atomic_output(output, folder=False) as tmp:
@@ -213,7 +215,7 @@ def _full_states(wrapper: OnnxMattingNetwork, src: Tensor) -> List[Tensor]:
         with torch.inference_mode():
             out = wrapper(src, *zeros)
     except RuntimeError as exc:
-        raise ExportError(f"the network cannot run at {src.shape[3]}x{src.shape[2]}: {str(exc).splitlines()[0]}")
+        raise ExportError(f"the network cannot run at {src.shape[3]}x{src.shape[2]}: {first_line(exc)}")
     return [torch.zeros_like(r) for r in out[2:]]
 
 

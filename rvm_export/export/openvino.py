@@ -71,7 +71,9 @@ def export_openvino(
 
     output = Path(output)
     if output.suffix != SUFFIX:
-        raise ExportError(f"--output {output} must end in {SUFFIX} (OpenVINO writes the weights beside it as .bin)")
+        raise ExportError(
+            f"the output {output} must end in {SUFFIX} (OpenVINO writes the weights beside it as .bin)", "output"
+        )
     with tempfile.TemporaryDirectory() as work:
         onnx_path = Path(work) / "rvm.onnx"
         export_onnx(model.float(), onnx_path, metadata, DEFAULT_OPSET)

@@ -13,6 +13,7 @@ import click
 import tensorflow as tf
 
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+from rvm_export.contract.errors import first_line
 
 from .base import ExportError, ModelSource, atomic_output
 from .cli import export_with, output_option, source_options
@@ -65,7 +66,7 @@ def export_saved_model(net: TFMattingNetwork, output: str | Path, metadata: Arti
         try:
             tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serving_default})
         except (ValueError, TypeError, tf.errors.OpError) as exc:
-            raise ExportError(f"TensorFlow could not save the SavedModel: {str(exc).splitlines()[0]}")
+            raise ExportError(f"TensorFlow could not save the SavedModel: {first_line(exc)}")
     return Path(output)
 
 

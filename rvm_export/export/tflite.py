@@ -23,6 +23,7 @@ import click
 import tensorflow as tf
 
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+from rvm_export.contract.errors import first_line
 
 from .base import ExportError, ModelSource, atomic_output
 from .cli import export_with, output_option, source_options
@@ -57,7 +58,7 @@ def convert(net: TFMattingNetwork, precision: str) -> bytes:
     try:
         return converter.convert()
     except Exception as exc:  # the converter raises ConverterError with MLIR diagnostics
-        raise ExportError(f"the TFLite converter failed: {str(exc).strip().splitlines()[0][:300]}")
+        raise ExportError(f"the TFLite converter failed: {first_line(exc)}")
 
 
 def with_metadata(flatbuffer: bytes, metadata: ArtifactMetadata) -> bytes:

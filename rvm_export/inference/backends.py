@@ -33,6 +33,10 @@ class Backend(ABC):
     def __call__(self, frames: torch.Tensor, downsample_ratio: float) -> Matte:
         """Matte the uint8 frames [T,H,W,3] that follow the previous call's frames."""
 
+    def close(self) -> None:
+        """Release a runtime this backend opened (an artifact given by path); a caller's runner stays open."""
+        return None
+
 
 class TorchBackend(Backend):
     """An nn.Module or TorchScript module with RVM's ``forward(src, r1..r4, downsample_ratio)``."""
@@ -50,7 +54,7 @@ class TorchBackend(Backend):
         self.device = torch.device(device) if device is not None else params[0].device
         self.dtype = dtype if dtype is not None else params[0].dtype
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise InferenceError("CUDA is not available here; pass device='cpu' (--device cpu)")
+            raise InferenceError("CUDA is not available here; pass device='cpu'", "device")
         if params and params[0].device.type != self.device.type:
             raise InferenceError(
                 f"the model is on {params[0].device} but device={str(self.device)!r}; move it with model.to(device)"
@@ -68,12 +72,17 @@ class TorchBackend(Backend):
 class RunnerBackend(Backend):
     """A runtime runner (ONNX Runtime, TorchScript, TensorFlow, ...): frame by frame, numpy in and out."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any, owned: bool = False) -> None:
         self.runner = runner
+        self.owned = owned  # opened here from a path: closed when the conversion ends
         self.loop = ClosedLoop(runner)  # the video's frames in order, the runner's own state carried
 
     def fixed_case(self) -> Optional[Tuple[int, int, float]]:
         return self.runner.fixed_case() if hasattr(self.runner, "fixed_case") else None
+
+    def close(self) -> None:
+        if self.owned:
+            self.runner.close()
 
     def __call__(self, frames: torch.Tensor, downsample_ratio: float) -> Matte:
         src = frames.numpy().transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
@@ -104,7 +113,7 @@ def make_backend(
         if path.suffix == ".pth":
             raise InferenceError(f"{path} is a checkpoint, not an artifact; load it with model.load_checkpoint first")
         try:
-            return RunnerBackend(open_runner(path))
+            return RunnerBackend(open_runner(path), owned=True)
         except RunnerError as exc:
             raise InferenceError(str(exc))
     if is_runner(model):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from rvm_export.contract import extras
+from rvm_export.contract.errors import USER_ERRORS, cli_message
 from rvm_export.contract.files import os_reason
 from rvm_export.inference.backends import Backend, make_backend
 from rvm_export.inference.io import (
@@ -381,6 +382,41 @@ def convert_video(
         raise InferenceError("pass output_video_mbps (a bit rate) or output_video_crf (a quality), not both")
     source = open_reader(input_source, resize=input_resize)  # bad input fails before a model is loaded
     backend = make_backend(model, device, dtype)
+    try:
+        return _convert(
+            backend,
+            input_source,
+            source,
+            input_resize,
+            downsample_ratio,
+            output_type,
+            outputs,
+            output_video_mbps,
+            output_video_preset,
+            output_video_crf,
+            seq_chunk,
+            num_workers,
+            progress,
+        )
+    finally:
+        backend.close()  # a runtime opened from a path here (a Node.js process, Chromium) ends with the run
+
+
+def _convert(
+    backend: Backend,
+    input_source: str | os.PathLike,
+    source: Any,
+    input_resize: Optional[Tuple[int, int]],
+    downsample_ratio: Optional[float],
+    output_type: str,
+    outputs: Dict[str, Any],
+    output_video_mbps: Optional[float],
+    output_video_preset: Optional[str],
+    output_video_crf: Optional[float],
+    seq_chunk: int,
+    num_workers: int,
+    progress: bool,
+) -> ConversionResult:
     fitted_resize, downsample_ratio = _fit_fixed_case(backend, input_resize, downsample_ratio)
     if fitted_resize != input_resize:
         source = open_reader(input_source, resize=fitted_resize)
@@ -506,7 +542,6 @@ def main(
     disable_progress: bool,
 ) -> None:
     """Matte a video or image folder with Robust Video Matting."""
-    from model import CheckpointError
 
     try:
         extras.require("rvm-convert")
@@ -527,8 +562,8 @@ def main(
             num_workers=num_workers,
             progress=not disable_progress,
         )
-    except (InferenceError, CheckpointError) as exc:
-        click.echo(f"rvm-convert: error: {exc}", err=True)
+    except USER_ERRORS as exc:
+        click.echo(f"rvm-convert: error: {cli_message(exc)}", err=True)
         sys.exit(2)
     except ImportError as exc:  # an optional package: PyAV, or an artifact's runtime
         text = extras.explain("rvm-convert", "", exc)

@@ -13,7 +13,6 @@ the source); single-channel frames (alpha) as true monochrome H.264 (``gray``, f
 
 import os
 import re
-import shutil
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -26,21 +25,13 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from rvm_export.contract.files import unwritable_reason
+from rvm_export.contract.errors import InferenceError, first_line
+from rvm_export.contract.files import PendingPath, unwritable_reason
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")  # containers that take H.264
 DEFAULT_IMAGE_FRAME_RATE = Fraction(30)
 Size = Tuple[int, int]  # (width, height)
-
-
-class InferenceError(ValueError):
-    """Input or output the conversion cannot use; the one-line message says what to change."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -59,26 +50,10 @@ def _check_size(size: Optional[Size]) -> Optional[Size]:
 # ----------------------------------------------------------------------------- atomic paths
 
 
-class _PendingPath:
-    """A temporary sibling of ``target`` that becomes ``target`` on :meth:`commit`."""
-
-    def __init__(self, target: str | os.PathLike, is_dir: bool) -> None:
-        self.target = Path(target)
-        self.is_dir = is_dir
-        check_writable(self.target, is_dir)
-        suffix = "" if is_dir else self.target.suffix
-        self.tmp = self.target.with_name(f".{self.target.stem}.partial-{os.getpid()}-{id(self):x}{suffix}")
-
-    def commit(self) -> None:
-        if self.is_dir and self.target.is_dir():
-            shutil.rmtree(self.target)  # a previous image-sequence output (checked in check_writable)
-        os.replace(self.tmp, self.target)
-
-    def discard(self) -> None:
-        if self.tmp.is_dir():
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        elif self.tmp.exists():
-            self.tmp.unlink()
+def _pending(target: str | os.PathLike, is_dir: bool) -> PendingPath:
+    """The atomic path an output is written to, once ``target`` is known to be writable."""
+    check_writable(target, is_dir)
+    return PendingPath(target)
 
 
 def check_writable(path: str | os.PathLike, is_dir: bool) -> None:
@@ -114,7 +89,7 @@ def _open_video(path: Path) -> Any:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise InferenceError(
-            f"{path} is not a video FFmpeg can read ({_first_line(exc)}); pass a video file or a folder of images"
+            f"{path} is not a video FFmpeg can read ({first_line(exc)}); pass a video file or a folder of images"
         )
     if not container.streams.video:
         container.close()
@@ -181,7 +156,7 @@ class VideoReader(Dataset):
                     yield frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="BILINEAR")
                     index += 1
             except av.error.FFmpegError as exc:
-                raise InferenceError(f"{self.path}: decoding failed after {index} frames ({_first_line(exc)})")
+                raise InferenceError(f"{self.path}: decoding failed after {index} frames ({first_line(exc)})")
 
     def _item(self, array: np.ndarray) -> Any:
         if self.transform is None:
@@ -219,7 +194,7 @@ class _Encoder:
 
     def __init__(
         self,
-        pending: _PendingPath,
+        pending: PendingPath,
         frame_rate: Fraction,
         bit_rate: int,
         preset: Optional[str] = None,
@@ -345,7 +320,7 @@ class VideoWriter(_AtomicWriter):
         if not isinstance(threads, int) or threads < 0:
             raise InferenceError(f"threads must be an integer >= 0 (0: automatic), got {threads}")
         self.path = path
-        self._encoder = _Encoder(_PendingPath(path, is_dir=False), rate, int(bit_rate), preset, crf, threads)
+        self._encoder = _Encoder(_pending(path, is_dir=False), rate, int(bit_rate), preset, crf, threads)
         self._finish_with(self._encoder.finish)
 
     @property
@@ -451,7 +426,7 @@ class ImageSequenceReader(Dataset):
             with Image.open(path) as image:
                 image.load()
         except (OSError, Image.DecompressionBombError) as exc:
-            raise InferenceError(f"{path} is not a readable image ({_first_line(exc)})")
+            raise InferenceError(f"{path} is not a readable image ({first_line(exc)})")
         return image
 
     def read_array(self, index: int) -> np.ndarray:
@@ -492,7 +467,7 @@ class ImageSequenceReader(Dataset):
 class _Sequence:
     """The files side of an ImageSequenceWriter; kept apart so a weakref finalizer can finish it."""
 
-    def __init__(self, pending: _PendingPath) -> None:
+    def __init__(self, pending: PendingPath) -> None:
         self.pending = pending
         self.frames = 0
         self.done = False
@@ -523,7 +498,7 @@ class ImageSequenceWriter(_AtomicWriter):
             raise InferenceError(f"image sequences are written as png or jpg, not {extension}")
         self.path = Path(path)
         self.extension = extension
-        pending = _PendingPath(self.path, is_dir=True)
+        pending = _pending(self.path, is_dir=True)
         pending.discard()
         pending.tmp.mkdir()
         self._sequence = _Sequence(pending)

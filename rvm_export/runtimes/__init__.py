@@ -33,7 +33,9 @@ def open_runner(path: str | Path, device: Optional[str] = None, tfjs_backend: Op
     kind = artifact_kind(path)
     if tfjs_backend is not None:
         if kind != "tfjs":
-            raise RunnerError(f"--tfjs-backend applies to TF.js artifacts only; {path} is a {kind} artifact")
+            raise RunnerError(
+                f"a TF.js backend applies to TF.js artifacts only; {path} is a {kind} artifact", "tfjs_backend"
+            )
         if tfjs_backend not in TFJS_BACKENDS:
             raise RunnerError(f"unknown TF.js backend {tfjs_backend!r}; choose one of {', '.join(TFJS_BACKENDS)}")
         if tfjs_backend != "node":

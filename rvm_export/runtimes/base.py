@@ -13,21 +13,18 @@ inputs), and ``verify.api`` completes the rest from the checkpoint the user name
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Dict, Iterable, Optional, Tuple
+from typing import Any, ClassVar, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from rvm_export.contract import ArtifactMetadata
+from rvm_export.contract.errors import RunnerError, first_line
 
 Outputs = Dict[str, np.ndarray]  # fgr, pha, r1o..r4o as float32 NCHW numpy arrays
 
 # Weight tensors smaller than this (biases, BN vectors, the box filter's 3-tap kernels) are often kept in
 # float by quantizers, so they do not decide an artifact's precision.
 LARGE_TENSOR = 64
-
-
-class RunnerError(RuntimeError):
-    """The artifact cannot be loaded or run; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,15 @@ def precision_of(dtypes: Iterable[str], evidence: str) -> ArtifactFacts:
     return ArtifactFacts(names.get(dominant), f"{evidence}: {summary}")
 
 
+def load_error(path: Path, what: str, exc: BaseException) -> RunnerError:
+    """The one-line error for an artifact its runtime refused to load: ``{path} is not {what}: {cause}``."""
+    return RunnerError(f"{path} is not {what}: {first_line(exc)}")
+
+
 class Runner(ABC):
+    """One artifact opened in its runtime: ``infer`` steps one frame with the state the caller carries
+    (``rollout.rollout`` / ``ClosedLoop``), ``close`` (or the ``with`` block) releases the runtime."""
+
     kind: ClassVar[str]
     metadata: Optional[ArtifactMetadata]  # None until verify.api infers it for an artifact without metadata
 
@@ -65,7 +70,7 @@ class Runner(ABC):
     def on_device(cls, path: Path, device: Optional[str]) -> "Runner":
         """Open ``path`` to run on ``device`` ("cpu", "cuda"); None means the runner's default."""
         if device not in (None, "cpu"):
-            raise RunnerError(f"the {cls.kind} runner runs on the CPU only; drop --device {device}")
+            raise RunnerError(f"the {cls.kind} runner runs on the CPU only, not on {device}", "device")
         return cls(path)
 
     @classmethod
@@ -91,6 +96,11 @@ class Runner(ABC):
         more than running it (CoreML: reading every weight back) check against it here."""
         return None
 
+    def contract_problems(self) -> List[str]:
+        """What the static checks of :meth:`bind_reference` found wrong with the artifact (its declared
+        inputs and outputs, its weights read back): reported as check failures, never raised by ``infer``."""
+        return []
+
     def judged_precision(self) -> str:
         """The precision whose tolerance applies: the artifact's, unless the runtime computes
         coarser than it stores (TF.js WebGL on float16 textures runs an fp32 artifact in fp16)."""
@@ -107,6 +117,17 @@ class Runner(ABC):
     @abstractmethod
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         """Run one frame. ``src`` is [B,3,H,W] float32 in 0..1; returns (outputs, new state)."""
+
+    def close(self) -> None:
+        """Release what the runtime holds outside this process's memory (a Node.js process, a Chromium
+        page). Idempotent; ``with open_runner(path) as runner:`` calls it when the block ends."""
+        return None
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def to_numpy_outputs(values: Any) -> Outputs:

@@ -25,7 +25,7 @@ import torch
 from model import MattingNetwork
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
 
-from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, load_error, precision_of
 from .coreml_weights import (
     fused_reference,
     load_saved_weights,
@@ -33,10 +33,7 @@ from .coreml_weights import (
     mlprogram_convs,
     neuralnetwork_convs,
 )
-
-
-class CoreMLCheckError(AssertionError):
-    """The artifact breaks the contract or its weights are not the reference's."""
+from .torch_runner import reference_model
 
 
 def load_spec(path: Path) -> Any:
@@ -45,7 +42,7 @@ def load_spec(path: Path) -> Any:
     try:
         return ct.utils.load_spec(str(path))
     except Exception as exc:  # protobuf and file errors come in many types
-        raise RunnerError(f"{path} is not a readable CoreML model: {str(exc).strip().splitlines()[0][:200]}")
+        raise load_error(path, "a readable CoreML model", exc)
 
 
 def _metadata(spec: Any) -> Optional[ArtifactMetadata]:
@@ -219,14 +216,12 @@ class CoreMLRunner(Runner):
             raise RunnerError("CoreML models take batch 1")
         return None
 
-    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
-        if self.problems is None:
-            from ..harness import reference_model
+    def contract_problems(self) -> List[str]:
+        return list(self.problems or [])
 
+    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
+        if self._backend is None:  # run without verification (convert_video): the weights it records
             self.bind_reference(reference_model(self.metadata))
-        if self.problems:
-            more = f" (+{len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
-            raise CoreMLCheckError("; ".join(self.problems[:3]) + more)
         if abs(downsample_ratio - self.fixed_case()[2]) > 1e-9:
             raise RunnerError(f"this model has ratio {self.fixed_case()[2]:g} baked in, not {downsample_ratio:g}")
         pixels = np.round(np.clip(src, 0, 1) * 255.0).astype(np.uint8)
@@ -275,4 +270,4 @@ def _macos_model(path: Path, spec: Any) -> Any:
     return ct.models.MLModel(spec)
 
 
-__all__ = ["CoreMLCheckError", "CoreMLRunner", "check_contract", "check_sampling"]
+__all__ = ["CoreMLRunner", "check_contract", "check_sampling"]

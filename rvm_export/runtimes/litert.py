@@ -13,7 +13,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
 
-from .base import Outputs, Runner, RunnerError
+from .base import Outputs, Runner, RunnerError, load_error
 
 
 def read_tflite_metadata(path: Path) -> ArtifactMetadata:
@@ -40,7 +40,7 @@ class LiteRtRunner(Runner):
             self.interpreter = Interpreter(model_path=str(self.path))
             self.run = self.interpreter.get_signature_runner("serving_default")
         except Exception as exc:  # the interpreter raises ValueError/RuntimeError for broken files
-            raise RunnerError(f"{self.path} is not loadable by LiteRT: {str(exc).strip().splitlines()[0][:300]}")
+            raise load_error(self.path, "loadable by LiteRT", exc)
 
     @classmethod
     def read_metadata(cls, path: Path) -> ArtifactMetadata:

@@ -14,7 +14,7 @@ import onnxruntime as ort
 
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
 
-from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of, to_numpy_outputs
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, load_error, precision_of, to_numpy_outputs
 
 ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -31,8 +31,7 @@ def open_session(path: Path, providers: Optional[Sequence[str]] = None) -> ort.I
     try:
         return ort.InferenceSession(str(path), providers=list(providers or default_providers()))
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types for foreign or broken files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunnerError(f"{path} is not a loadable ONNX model: {first[:300]}")
+        raise load_error(path, "a loadable ONNX model", exc)
 
 
 def session_metadata(session: ort.InferenceSession) -> Optional[ArtifactMetadata]:
@@ -80,7 +79,9 @@ class OnnxRuntimeRunner(Runner):
         if device is None:
             return cls(path)
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise RunnerError("this onnxruntime has no CUDA provider; install onnxruntime-gpu or drop --device cuda")
+            raise RunnerError(
+                "this onnxruntime has no CUDA provider; install onnxruntime-gpu or run on the CPU", "device"
+            )
         return cls(path, ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"])
 
     @classmethod

@@ -16,7 +16,7 @@ import openvino as ov
 
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
 
-from .base import Outputs, Runner, RunnerError
+from .base import Outputs, Runner, RunnerError, load_error
 
 PRECISION_ENV = "RVM_OPENVINO_PRECISION"
 HINTS = ("f32", "bf16", "f16")
@@ -30,7 +30,7 @@ def read_model(path: Path) -> ov.Model:
     try:
         return ov.Core().read_model(str(path))
     except Exception as exc:  # OpenVINO raises RuntimeError with multi-line C++ context
-        raise RunnerError(f"{path} is not a loadable OpenVINO IR: {str(exc).strip().splitlines()[0][:300]}")
+        raise load_error(path, "a loadable OpenVINO IR", exc)
 
 
 def model_metadata(model: ov.Model, path: Path) -> ArtifactMetadata:

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
 
-from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, load_error, precision_of
 
 
 def nchw(x: Any) -> np.ndarray:
@@ -26,7 +26,7 @@ class TensorFlowRunner(Runner):
         try:
             loaded = tf.saved_model.load(str(self.path))
         except Exception as exc:  # TF raises many kinds for a damaged SavedModel
-            raise RunnerError(f"{self.path} is not a loadable SavedModel: {str(exc).strip().splitlines()[0]}")
+            raise load_error(self.path, "a loadable SavedModel", exc)
         if "serving_default" not in loaded.signatures:
             raise RunnerError(f"{self.path} has no serving_default signature; re-export it with rvm-export tensorflow")
         self._loaded = loaded  # keeps the variables alive

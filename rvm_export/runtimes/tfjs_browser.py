@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from rvm_export.contract import OUTPUT_NAMES, ArtifactMetadata
+from rvm_export.contract.errors import first_line
 
 from .base import ArtifactFacts, Outputs, Runner, RunnerError
 from .tfjs import NODE_DIR, TfjsRunner, encode_request, model_dir, weights_manifest_facts
@@ -139,10 +140,12 @@ class LocalServer(ThreadingHTTPServer):
 
 
 class BrowserSession:
-    """One headless Chromium (via Playwright) and one local server, shared by every runner and
-    the demo test of this process; started on first use, closed at exit."""
+    """One headless Chromium (via Playwright) and one local server, shared by the runners open at the
+    same time (and the demo test); started by the first :meth:`acquire`, closed by the last
+    :meth:`release`. Playwright's own driver stays for the process (its sync API allows one per thread)."""
 
     _shared: Optional["BrowserSession"] = None
+    _users = 0
     _playwright: Any = None  # Playwright's sync API allows one instance per thread: kept for the process
 
     def __init__(self) -> None:
@@ -161,15 +164,22 @@ class BrowserSession:
                 executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
             )
         except Exception as exc:
-            raise RunnerError(f"Chromium ({executable}) did not start: {_first_line(exc)}")
+            raise RunnerError(f"Chromium ({executable}) did not start: {first_line(exc)}")
         self.server = LocalServer({**TFJS_MOUNTS, "/runner/": PAGE_DIR})
-        atexit.register(self.close)
+        atexit.register(self.close)  # a safety net for a caller that never releases
 
     @classmethod
-    def get(cls) -> "BrowserSession":
+    def acquire(cls) -> "BrowserSession":
         if cls._shared is None or not cls._shared.browser.is_connected():
-            cls._shared = cls()
+            cls._shared, cls._users = cls(), 0
+        cls._users += 1
         return cls._shared
+
+    @classmethod
+    def release(cls) -> None:
+        cls._users = max(cls._users - 1, 0)
+        if cls._users == 0 and cls._shared is not None:
+            cls._shared.close()
 
     def mount(self, prefix: str, folder: Path) -> str:
         self.server.mounts[prefix] = folder
@@ -193,7 +203,8 @@ class BrowserTfjsRunner(Runner):
         if backend not in BROWSER_BACKENDS:
             raise RunnerError(f"unknown TF.js browser backend {backend!r}; choose one of {', '.join(BROWSER_BACKENDS)}")
         self.backend = backend
-        self.session = BrowserSession.get()
+        self.session = BrowserSession.acquire()
+        self.closed = False
         self.token = f"r{id(self):x}"
         self.session.server.exchange[self.token] = {}
         model_url = self.session.mount(f"/model/{self.token}/", model_dir(self.path)) + "model.json"
@@ -205,13 +216,13 @@ class BrowserTfjsRunner(Runner):
             self.info: Dict[str, Any] = self.page.evaluate("([u, b]) => rvm.load(u, b)", [model_url, backend])
         except Exception as exc:
             self.close()
-            raise RunnerError(f"TF.js in Chromium could not load {self.path} on {backend}: {_first_line(exc)}")
+            raise RunnerError(f"TF.js in Chromium could not load {self.path} on {backend}: {first_line(exc)}")
         self.frame_ms: List[float] = []
 
     @classmethod
     def on_device(cls, path: Path, device: Optional[str], backend: str = "webgl") -> "BrowserTfjsRunner":
         if device not in (None, "cpu"):
-            raise RunnerError(f"the browser TF.js runner picks its device by --tfjs-backend; drop --device {device}")
+            raise RunnerError(f"the browser TF.js runner picks its device by its TF.js backend, not {device}", "device")
         return cls(path, backend)
 
     @classmethod
@@ -231,7 +242,7 @@ class BrowserTfjsRunner(Runner):
         try:
             self.frame_ms.append(float(self.page.evaluate("t => rvm.step(t)", self.token)))  # benchmarks read these
         except Exception as exc:  # the backend's own failure on a broken artifact: the harness reports it
-            raise RuntimeError(f"TF.js in Chromium ({self.backend}): {_first_line(exc)}")
+            raise RuntimeError(f"TF.js in Chromium ({self.backend}): {first_line(exc)}")
         reply = exchange.pop("out")
         newline = reply.index(b"\n")
         spec = json.loads(reply[:newline])
@@ -258,21 +269,16 @@ class BrowserTfjsRunner(Runner):
         return text
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.context.close()
         except Exception:
             pass
         self.session.server.exchange.pop(self.token, None)
         self.session.server.mounts.pop(f"/model/{self.token}/", None)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for marker in ("Error: ", "error: "):
-        if marker in text:
-            text = text[text.index(marker) + len(marker) :]
-            break
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+        BrowserSession.release()
 
 
 def _browser_name(user_agent: str) -> str:

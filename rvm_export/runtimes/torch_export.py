@@ -8,7 +8,7 @@ import torch
 
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
-from .base import Outputs, Runner, RunnerError, to_numpy_outputs
+from .base import Outputs, Runner, RunnerError, load_error, to_numpy_outputs
 from .torch_runner import torch_device
 
 
@@ -19,7 +19,7 @@ def load_program(path: Path) -> Tuple[Any, ArtifactMetadata]:
     try:
         program = torch.export.load(str(path), extra_files=extra)
     except Exception as exc:  # torch raises many kinds for a foreign or truncated archive
-        raise RunnerError(f"{path} is not a loadable torch.export program: {str(exc).strip().splitlines()[0][:300]}")
+        raise load_error(path, "a loadable torch.export program", exc)
     if not extra[METADATA_KEY]:
         raise RunnerError(f"{path} carries no {METADATA_KEY}; it was not written by rvm-export")
     return program, ArtifactMetadata.from_json(extra[METADATA_KEY])

@@ -6,10 +6,10 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
-from model import MattingNetwork
+from model import MattingNetwork, load_checkpoint, seeded_random_model, sha256_file
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
-from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of, to_numpy_outputs
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, load_error, precision_of, to_numpy_outputs
 
 
 def _run_module(
@@ -51,10 +51,35 @@ class TorchReference:
         return _run_module(self.model, src, state, downsample_ratio, self.dtype)
 
 
+def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path] = None) -> MattingNetwork:
+    """The fp32 PyTorch model the artifact was exported from, found via its metadata (the checkpoint path and
+    sha256 it records, or ``checkpoint``): what verification compares against, and what CoreML on Linux
+    reads its saved weights into."""
+    if metadata.checkpoint_sha256 is None:
+        if checkpoint is not None:
+            raise RunnerError("the artifact holds a seeded random initialisation; pass no checkpoint", "checkpoint")
+        return seeded_random_model(metadata.variant, metadata.refiner, metadata.seed or 0)
+    path = Path(checkpoint) if checkpoint is not None else Path(metadata.checkpoint or "")
+    if not path.is_file():
+        raise RunnerError(
+            f"the artifact was exported from {metadata.checkpoint} (sha256 {metadata.checkpoint_sha256[:12]}), "
+            "which is not found; pass the checkpoint file",
+            "checkpoint",
+        )
+    digest = sha256_file(path)
+    if digest != metadata.checkpoint_sha256:
+        raise RunnerError(
+            f"{path} (sha256 {digest[:12]}) is not the checkpoint the artifact was exported from "
+            f"(sha256 {metadata.checkpoint_sha256[:12]}); pass the right checkpoint",
+            "checkpoint",
+        )
+    return load_checkpoint(path, metadata.variant, metadata.refiner)
+
+
 def torch_device(device: Optional[str]) -> str:
     """The device a torch-based runner opens on: the CPU by default; "cuda" only where this torch has one."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise RunnerError("no CUDA device is available to this torch; drop --device cuda")
+        raise RunnerError("no CUDA device is available to this torch; run on the CPU", "device")
     return device or "cpu"
 
 
@@ -103,6 +128,6 @@ def _load(path: Path, device: str = "cpu") -> Tuple[Any, Optional[ArtifactMetada
     try:
         module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as exc:  # torch raises bare RuntimeErrors for foreign or truncated files
-        raise RunnerError(f"{path} is not a loadable TorchScript file: {str(exc).strip().splitlines()[0]}")
+        raise load_error(path, "a loadable TorchScript file", exc)
     metadata = ArtifactMetadata.from_json(extra[METADATA_KEY]) if extra[METADATA_KEY] else None
     return module.eval(), metadata

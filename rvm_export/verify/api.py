@@ -13,8 +13,9 @@ from model import MattingNetwork, infer_architecture, read_state_dict, sha256_fi
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
 from ..runtimes import Runner, RunnerError, open_runner
+from ..runtimes.torch_runner import reference_model
 from .compare import Failure
-from .harness import DEFAULT_FRAMES, default_cases, reference_model, verify_runner
+from .harness import DEFAULT_FRAMES, default_cases, verify_runner
 from .report import Report
 from .sequence import Case
 from .tolerances import tolerance_for
@@ -25,8 +26,9 @@ def infer_metadata(runner: Runner, checkpoint: Optional[str | Path], ratios: Seq
     precision and any fixed size from the artifact itself."""
     if checkpoint is None:
         raise RunnerError(
-            f"{runner.path} carries no {METADATA_KEY} (another tool wrote it); pass --checkpoint CKPT, "
-            "the weights it was exported from, to verify it"
+            f"{runner.path} carries no {METADATA_KEY} (another tool wrote it); pass the checkpoint it was "
+            "exported from to verify it",
+            "checkpoint",
         )
     variant, refiner = infer_architecture(read_state_dict(checkpoint))
     facts = runner.facts()
@@ -39,7 +41,8 @@ def infer_metadata(runner: Runner, checkpoint: Optional[str | Path], ratios: Seq
         if len(ratios) != 1:
             raise RunnerError(
                 f"{runner.path} has a fixed {width}x{height} input and no downsample_ratio input: its ratio is "
-                "baked in and the file does not record it; pass it with --ratio R"
+                "baked in and the file does not record it; pass that ratio",
+                "ratio",
             )
         options = {"width": width, "height": height, "static": [width, height], "downsample_ratio": ratios[0]}
         inferred |= {"size": "input shapes", "downsample_ratio": "--ratio"}
@@ -55,18 +58,20 @@ def infer_metadata(runner: Runner, checkpoint: Optional[str | Path], ratios: Seq
     )
 
 
-def precision_failures(runner: Runner) -> List[Failure]:
-    """The artifact's tensors against the precision its metadata claims (a mislabelled artifact fails)."""
+def artifact_failures(runner: Runner) -> List[Failure]:
+    """The checks on the artifact itself, before any frame: its tensors against the precision its metadata
+    claims (a mislabelled artifact fails) and what the runner's static contract checks found."""
     assert runner.metadata is not None
+    failures = [Failure("artifact", 0, "*", "contract", 1, 0, problem) for problem in runner.contract_problems()]
     facts = runner.facts()
     claimed = runner.metadata.precision
     if facts.precision is None or facts.precision == claimed:
-        return []
+        return failures
     detail = (
         f"the metadata claims {claimed} but the artifact is {facts.precision} ({facts.evidence}): "
         "a mislabelled artifact"
     )
-    return [Failure("artifact", 0, "*", "precision", 1, 0, detail)]
+    return [Failure("artifact", 0, "*", "precision", 1, 0, detail)] + failures
 
 
 def open_artifact(
@@ -78,11 +83,15 @@ def open_artifact(
 ) -> Tuple[Runner, MattingNetwork]:
     """The runner for ``path`` with complete metadata, and the fp32 reference model it is judged against."""
     runner = open_runner(path, device, tfjs_backend)
-    if runner.metadata is None:
-        runner.adopt_metadata(infer_metadata(runner, checkpoint, ratios))
-    assert runner.metadata is not None
-    reference = reference_model(runner.metadata, checkpoint)
-    runner.bind_reference(reference)
+    try:
+        if runner.metadata is None:
+            runner.adopt_metadata(infer_metadata(runner, checkpoint, ratios))
+        assert runner.metadata is not None
+        reference = reference_model(runner.metadata, checkpoint)
+        runner.bind_reference(reference)
+    except BaseException:
+        runner.close()
+        raise
     return runner, reference
 
 
@@ -121,13 +130,25 @@ def verify_artifact(
     ``localize``: on a numeric failure, name the first diverging module (``Report.localization``).
     ``tfjs_backend``: where a TF.js artifact runs (Node.js by default, or a Chromium backend)."""
     runner, reference = open_artifact(path, checkpoint, device, ratios, tfjs_backend)
+    with runner:  # the runtime (a Node.js process, a Chromium page) is released when the check ends
+        return _verify_opened(runner, reference, str(path), frames, sizes, ratios, batch, localize)
+
+
+def _verify_opened(
+    runner: Runner,
+    reference: MattingNetwork,
+    path: str,
+    frames: int,
+    sizes: Sequence[Tuple[int, int]],
+    ratios: Sequence[float],
+    batch: int,
+    localize: bool,
+) -> Report:
     assert runner.metadata is not None
     cases = plan_cases(runner, frames, sizes, ratios, batch)
     precision = runner.judged_precision()
     results = verify_runner(runner, reference, cases, precision)
-    report = Report(
-        str(path), runner.kind, runner.metadata, tolerance_for(precision), results, precision_failures(runner)
-    )
+    report = Report(path, runner.kind, runner.metadata, tolerance_for(precision), results, artifact_failures(runner))
     report.runtime, report.precision = runner.describe(), precision
     failing = [(r.case, min(f.frame for f in r.failures)) for r in results if r.failures]
     if localize and failing:

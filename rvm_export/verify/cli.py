@@ -5,10 +5,10 @@ from typing import NoReturn, Optional, Tuple
 
 import click
 
-from model import CheckpointError
+from rvm_export.contract.errors import USER_ERRORS, cli_message
 from rvm_export.contract.files import os_reason, unwritable_reason
 
-from ..runtimes import TFJS_BACKENDS, RunnerError
+from ..runtimes import TFJS_BACKENDS
 from .api import verify_artifact
 from .harness import DEFAULT_FRAMES
 
@@ -103,8 +103,8 @@ def main(
         report = verify_artifact(
             artifact, checkpoint, frames, sizes, ratios, batch, device, localize=localize, tfjs_backend=tfjs_backend
         )
-    except (RunnerError, CheckpointError) as exc:
-        fail(str(exc))
+    except USER_ERRORS as exc:
+        fail(cli_message(exc))
     click.echo(report.table())
     if json_path:
         try:

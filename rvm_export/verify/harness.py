@@ -2,15 +2,13 @@
 carrying its own recurrent state, and compare every frame."""
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from model import MattingNetwork, load_checkpoint, seeded_random_model, sha256_file
-from rvm_export.contract import ArtifactMetadata
+from model import MattingNetwork
 
-from ..runtimes.base import Outputs, RunnerError
+from ..runtimes.base import Outputs
 from ..runtimes.rollout import StepFailure, rollout
 from ..runtimes.torch_runner import TorchReference
 from .compare import (
@@ -50,27 +48,6 @@ class CaseResult:
 
 def default_cases(frames: int = DEFAULT_FRAMES) -> List[Case]:
     return [Case(w, h, b, r, frames) for w, h, b, r in DEFAULT_CASES]
-
-
-def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path] = None) -> MattingNetwork:
-    """The fp32 PyTorch model the artifact was exported from, found via its metadata."""
-    if metadata.checkpoint_sha256 is None:
-        if checkpoint is not None:
-            raise RunnerError("the artifact holds a seeded random initialisation; do not pass --checkpoint")
-        return seeded_random_model(metadata.variant, metadata.refiner, metadata.seed or 0)
-    path = Path(checkpoint) if checkpoint is not None else Path(metadata.checkpoint or "")
-    if not path.is_file():
-        raise RunnerError(
-            f"the artifact was exported from {metadata.checkpoint} (sha256 {metadata.checkpoint_sha256[:12]}), "
-            "which is not found; pass --checkpoint PATH"
-        )
-    digest = sha256_file(path)
-    if digest != metadata.checkpoint_sha256:
-        raise RunnerError(
-            f"{path} (sha256 {digest[:12]}) is not the checkpoint the artifact was exported from "
-            f"(sha256 {metadata.checkpoint_sha256[:12]}); pass the right --checkpoint"
-        )
-    return load_checkpoint(path, metadata.variant, metadata.refiner)
 
 
 def exception_summary(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ from torch import nn
 
 import model
 from model import MattingNetwork, half_precision
+from rvm_export.contract.files import write_atomic
 
 LARGE_TENSOR = 64
 NOISE_SOURCES = {
@@ -136,9 +137,7 @@ def save_floors(key: str, floors: Floors) -> None:
         existing = load_floors(key, 0) or []
         if len(existing) > len(floors):
             return
-        tmp = folder / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(floors))
-        os.replace(tmp, folder / f"{key}.json")
+        write_atomic(folder / f"{key}.json", json.dumps(floors).encode())
     except OSError:
         pass
 

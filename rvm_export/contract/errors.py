@@ -1,0 +1,63 @@
+"""The one error root: every error a user can fix (bad input, an unusable artifact, a missing extra) is an
+:class:`RVMError`, and the command lines turn exactly these into one line on stderr and exit code 2.
+
+Messages name the problem and the fix in terms a Python caller understands; ``option`` names the
+parameter the error concerns, and only the command lines add its flag (``--output``). ``model/`` knows
+nothing of this package, so its :class:`~model.CheckpointError` is not a subclass: :data:`USER_ERRORS`
+is what a command line catches.
+"""
+
+from typing import Optional
+
+from model import CheckpointError
+
+
+class RVMError(Exception):
+    """An error the user can fix; the message says how."""
+
+    def __init__(self, message: str, option: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.option = option  # the parameter concerned ("output", "static"), for the command line's flag hint
+
+
+class ExportError(RVMError):
+    """An export that cannot be done as asked."""
+
+
+class RunnerError(RVMError):
+    """An artifact that cannot be opened or run as asked (not found, refused, damaged, wrong device)."""
+
+
+class InferenceError(RVMError, ValueError):
+    """convert_video's input or outputs cannot be used as given."""
+
+
+class UnknownArtifactError(RVMError, ValueError):
+    """A path that no registered target's artifacts look like."""
+
+
+USER_ERRORS = (RVMError, CheckpointError)
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of ``exc``'s message (a runtime's multi-page error), or its type when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def cli_message(exc: BaseException) -> str:
+    """The one line a command prints for ``exc``: its message, plus the flag of the option it concerns."""
+    option = getattr(exc, "option", None)
+    text = str(exc) or type(exc).__name__
+    return f"{text} (--{option.replace('_', '-')})" if option else text
+
+
+__all__ = [
+    "USER_ERRORS",
+    "ExportError",
+    "InferenceError",
+    "RVMError",
+    "RunnerError",
+    "UnknownArtifactError",
+    "cli_message",
+]
