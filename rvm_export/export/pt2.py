@@ -24,10 +24,9 @@ output sizes depend on the ratio's *value* are restated here (model/ stays expor
   the cost is running the refiner at ratio 1 too, where PyTorch skips it.
 """
 
-import contextlib
 import copy
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import click
 import torch
@@ -35,7 +34,6 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from model import MattingNetwork, param_dtype
-from model import decoder as decoder_module
 from model.decoder import ConvGRU
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
@@ -108,15 +106,50 @@ class ExportConvGRU(nn.Module):
         return h, h
 
 
+def upsample2x_narrow(x: Tensor, height: int, width: int) -> Tensor:
+    """``model.decoder.upsample2x_to`` cropping with ``narrow``: the same values, but the result's size is
+    exactly (height, width) instead of ``min(2 * size, height)``. With slicing, the program carries nested
+    min() size expressions through every level, and ``torch.export.load`` took 85 s to parse them."""
+    x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    return x.narrow(2, 0, height).narrow(3, 0, width)
+
+
+class NarrowUpsamplingBlock(nn.Module):
+    """``model.decoder.UpsamplingBlock`` (same modules, 4-D frames) cropping with :func:`upsample2x_narrow`."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.gru = block.conv, block.gru
+
+    def forward(self, x: Tensor, f: Tensor, s: Tensor, r: Tensor) -> Tuple[Tensor, Tensor]:
+        x = upsample2x_narrow(x, s.size(2), s.size(3))
+        return self.gru.on_second_half(self.conv(torch.cat([x, f, s], dim=1)), r)
+
+
+class NarrowOutputBlock(nn.Module):
+    """``model.decoder.OutputBlock`` (same modules, 4-D frames) cropping with :func:`upsample2x_narrow`."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.conv = block.conv
+
+    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+        return self.conv(torch.cat([upsample2x_narrow(x, s.size(2), s.size(3)), s], dim=1))
+
+
 class Pt2MattingNetwork(nn.Module):
     """``MattingNetwork.forward`` (matting pass, 4-D frames) with a tensor ``downsample_ratio``."""
 
     def __init__(self, net: MattingNetwork) -> None:
         super().__init__()
-        net = copy.deepcopy(net)
-        net.decoder.avgpool.avgpool = CeilAvgPool()
-        for block in (net.decoder.decode4, net.decoder.decode3, net.decoder.decode2, net.decoder.decode1):
+        net = copy.deepcopy(net)  # re-stated by module substitution on a copy: model/ stays as it is
+        decoder = net.decoder
+        decoder.avgpool.avgpool = CeilAvgPool()
+        for block in (decoder.decode4, decoder.decode3, decoder.decode2, decoder.decode1):
             block.gru = ExportConvGRU(block.gru)
+        for name in ("decode3", "decode2", "decode1"):
+            setattr(decoder, name, NarrowUpsamplingBlock(getattr(decoder, name)))
+        decoder.decode0 = NarrowOutputBlock(decoder.decode0)
         self.net = net
 
     def forward(
@@ -135,25 +168,6 @@ class Pt2MattingNetwork(nn.Module):
         fgr_residual, pha = torch.where(is_one, unrefined, refined).split([3, 1], dim=1)
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
         return fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4
-
-
-def upsample2x_narrow(x: Tensor, height: int, width: int) -> Tensor:
-    """``model.decoder.upsample2x_to`` cropping with ``narrow``: the same values, but the result's size is
-    exactly (height, width) instead of ``min(2 * size, height)``. With slicing, the program carries nested
-    min() size expressions through every level, and ``torch.export.load`` took 85 s to parse them."""
-    x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-    return x.narrow(2, 0, height).narrow(3, 0, width)
-
-
-@contextlib.contextmanager
-def export_friendly_decoder() -> Iterator[None]:
-    """Swap :func:`upsample2x_narrow` in for the decoder's crop while tracing (model/ stays as it is)."""
-    original = decoder_module.upsample2x_to
-    decoder_module.upsample2x_to = upsample2x_narrow
-    try:
-        yield
-    finally:
-        decoder_module.upsample2x_to = original
 
 
 def export_program(wrapper: Pt2MattingNetwork) -> torch.export.ExportedProgram:
@@ -175,7 +189,7 @@ def export_program(wrapper: Pt2MattingNetwork) -> torch.export.ExportedProgram:
         state_dims.append({d: torch.export.Dim(f"r{i}_{name}", min=1, max=16384) for d, name in enumerate(dims)})
     dynamic_shapes = ({0: batch, 2: height, 3: width}, *state_dims, None)
     args = (src, *states, ratio)
-    with torch.no_grad(), export_friendly_decoder():
+    with torch.no_grad():
         return torch.export.export(wrapper, args, dynamic_shapes=dynamic_shapes, strict=False)
 
 
