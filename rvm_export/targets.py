@@ -10,7 +10,7 @@ Nothing here imports a runtime or an exporter: entries name them as ``"module:at
 imported on use, so ``rvm-export onnx`` works without TensorFlow installed.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -51,6 +51,9 @@ class TargetSpec:
     companions: Tuple[str, ...] = ()  # sibling files with the same stem that belong to the artifact
     export_extra: Optional[str] = None  # pip extra that rvm-export needs (None: the base install)
     runner_extra: Optional[str] = None  # pip extra that running its artifacts needs
+    extras: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # its extras -> top-level modules they install
+    backends: Tuple[str, ...] = ()  # runtime backends a user can pick (rvm-verify --tfjs-backend); the first is
+    backend_runner: Optional[str] = None  # run by ``runner``, the others by this "module:Class" (backend argument)
     packages: Tuple[str, ...] = ()  # distributions whose versions the artifact's metadata records
     is_folder: bool = False  # the artifact is a folder (SavedModel, TF.js); see also ``folder_suffixes``
     folder_suffixes: Tuple[str, ...] = ()  # suffixes that are folders (.mlpackage)
@@ -155,6 +158,7 @@ TARGETS: Dict[str, TargetSpec] = {
             export_extra="onnx",
             runner_extra="onnx",
             packages=("onnx", "onnxruntime", "onnxslim"),
+            extras={"onnx": ("onnx", "onnxruntime", "onnxslim")},
         ),
         TargetSpec(
             name="tensorflow",
@@ -170,6 +174,7 @@ TARGETS: Dict[str, TargetSpec] = {
             export_extra="tensorflow",
             runner_extra="tensorflow",
             packages=("tensorflow", "keras"),
+            extras={"tensorflow": ("tensorflow", "tf_keras")},
         ),
         TargetSpec(
             name="tfjs",
@@ -192,6 +197,9 @@ TARGETS: Dict[str, TargetSpec] = {
             export_extra="tfjs",
             runner_extra=None,  # runs in Node.js (npm ci in rvm_export/runtimes/node) or Chromium
             packages=("tensorflow",),
+            extras={"tfjs": ("tensorflow",)},
+            backends=("node", "webgl", "webgl-f16", "wasm", "cpu"),  # node: Node.js, WebAssembly; the rest: Chromium
+            backend_runner="rvm_export.runtimes.tfjs_browser:BrowserTfjsRunner",
         ),
         TargetSpec(
             name="coreml",
@@ -208,6 +216,7 @@ TARGETS: Dict[str, TargetSpec] = {
             export_extra="coreml",
             runner_extra="coreml",
             packages=("coremltools", "numpy"),
+            extras={"coreml": ("coremltools",)},
         ),
         TargetSpec(
             name="pt2",
@@ -220,6 +229,7 @@ TARGETS: Dict[str, TargetSpec] = {
             release=_mobilenet_only(lambda: [(("--precision", "fp32"), {"precision": "fp32"})]),
             precisions=("fp32", "fp16"),
             suffixes=(".pt2",),
+            extras={"pt2": ()},
         ),
         TargetSpec(
             name="openvino",
@@ -235,6 +245,7 @@ TARGETS: Dict[str, TargetSpec] = {
             export_extra="openvino",
             runner_extra="openvino",
             packages=("openvino", "onnx", "onnxslim"),
+            extras={"openvino": ("openvino", "onnx", "onnxslim")},
         ),
         TargetSpec(
             name="tflite",
@@ -249,6 +260,7 @@ TARGETS: Dict[str, TargetSpec] = {
             export_extra="tflite",
             runner_extra="tflite",
             packages=("tensorflow", "ai-edge-litert"),
+            extras={"tflite": ("tensorflow", "ai_edge_litert")},
         ),
     )
 }
@@ -288,6 +300,11 @@ def artifact_files(path: Path) -> List[Path]:
         return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
 
 
+def backends() -> Tuple[str, ...]:
+    """Every runtime backend some target's artifacts can be run on."""
+    return tuple(dict.fromkeys(b for t in TARGETS.values() for b in t.backends))
+
+
 def folder_markers() -> Tuple[str, ...]:
     """Files that mark a folder as an earlier artifact which an export may replace."""
     return tuple(m for t in TARGETS.values() for m in t.markers)
@@ -306,6 +323,7 @@ __all__ = [
     "UnknownArtifactError",
     "artifact_files",
     "artifact_name",
+    "backends",
     "folder_markers",
     "release_packages",
     "spec",

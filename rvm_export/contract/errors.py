@@ -36,6 +36,10 @@ class UnknownArtifactError(RVMError, ValueError):
     """A path that no registered target's artifacts look like."""
 
 
+class MissingExtraError(RVMError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
+
+
 USER_ERRORS = (RVMError, CheckpointError)
 
 
@@ -56,6 +60,7 @@ __all__ = [
     "USER_ERRORS",
     "ExportError",
     "InferenceError",
+    "MissingExtraError",
     "RVMError",
     "RunnerError",
     "UnknownArtifactError",

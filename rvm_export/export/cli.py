@@ -19,8 +19,8 @@ from typing import Any, Callable, Dict, Iterator, Optional
 import click
 
 from model import REFINERS, VARIANTS
-from rvm_export import targets
-from rvm_export.contract import ArtifactMetadata, extras
+from rvm_export import extras, targets
+from rvm_export.contract import ArtifactMetadata
 from rvm_export.contract.errors import USER_ERRORS, cli_message
 
 from .base import ExportError, ModelSource, load_source

@@ -24,7 +24,7 @@ import click
 import numpy as np
 import torch
 
-from rvm_export.contract import extras
+from rvm_export import extras
 from rvm_export.contract.errors import USER_ERRORS, cli_message
 from rvm_export.contract.files import os_reason
 from rvm_export.inference.backends import Backend, make_backend

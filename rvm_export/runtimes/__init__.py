@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 from typing import Optional
 
-from rvm_export.contract import extras
+from rvm_export import extras
 from rvm_export.targets import TARGETS, UnknownArtifactError, target_of
 
 from .base import Outputs, Runner, RunnerError
@@ -23,26 +23,24 @@ def artifact_kind(path: str | Path) -> str:
         raise RunnerError(str(exc))
 
 
-TFJS_BACKENDS = ("node", "webgl", "webgl-f16", "wasm", "cpu")  # node: Node.js, WebAssembly; the rest: Chromium
-
-
-def open_runner(path: str | Path, device: Optional[str] = None, tfjs_backend: Optional[str] = None) -> Runner:
+def open_runner(path: str | Path, device: Optional[str] = None, backend: Optional[str] = None) -> Runner:
     """The runner for the artifact at ``path``, on ``device`` ("cpu", "cuda"; None: the runner's default).
-    ``tfjs_backend`` picks where a TF.js artifact runs: in Node.js (None, "node") or in headless
-    Chromium on one of TF.js's browser backends."""
+    ``backend`` picks one of the target's runtime backends (a TF.js artifact: Node.js, the default, or
+    one of TF.js's browser backends in headless Chromium)."""
     kind = artifact_kind(path)
-    if tfjs_backend is not None:
-        if kind != "tfjs":
+    spec = TARGETS[kind]
+    entry = spec.runner
+    if backend is not None:
+        if not spec.backends:
+            offered = ", ".join(t.title for t in TARGETS.values() if t.backends)
             raise RunnerError(
-                f"a TF.js backend applies to TF.js artifacts only; {path} is a {kind} artifact", "tfjs_backend"
+                f"a runtime backend applies to {offered} artifacts only; {path} is a {kind} artifact", "tfjs_backend"
             )
-        if tfjs_backend not in TFJS_BACKENDS:
-            raise RunnerError(f"unknown TF.js backend {tfjs_backend!r}; choose one of {', '.join(TFJS_BACKENDS)}")
-        if tfjs_backend != "node":
-            from .tfjs_browser import BrowserTfjsRunner
-
-            return BrowserTfjsRunner.on_device(Path(path), device, tfjs_backend)
-    module_name, class_name = TARGETS[kind].runner.split(":")
+        if backend not in spec.backends:
+            raise RunnerError(f"unknown {spec.title} backend {backend!r}; choose one of {', '.join(spec.backends)}")
+        if backend != spec.backends[0]:
+            entry = spec.backend_runner or entry
+    module_name, class_name = entry.split(":")
     try:
         extras.require("runner", kind)  # also the modules a runner imports only later
         module = importlib.import_module(module_name)
@@ -51,7 +49,10 @@ def open_runner(path: str | Path, device: Optional[str] = None, tfjs_backend: Op
         if text is None:
             raise
         raise RunnerError(text)
-    return getattr(module, class_name).on_device(Path(path), device)
+    runner = getattr(module, class_name)
+    if entry == spec.runner:
+        return runner.on_device(Path(path), device)
+    return runner.on_device(Path(path), device, backend)
 
 
-__all__ = ["TFJS_BACKENDS", "Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]
+__all__ = ["Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]

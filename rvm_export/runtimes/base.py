@@ -50,6 +50,18 @@ def precision_of(dtypes: Iterable[str], evidence: str) -> ArtifactFacts:
     return ArtifactFacts(names.get(dominant), f"{evidence}: {summary}")
 
 
+class Probe:
+    """An artifact with its intermediate tensors exposed, for ``rvm-verify --localize``. Stepped like a runner
+    by the rollout, right after the PyTorch reference: each frame returns ``({module name: its tensor}, new
+    state)``, read against ``recorder`` (the reference's per-module outputs, inputs and execution order)."""
+
+    recorder: Any
+    modules: Dict[str, Any]
+
+    def bind(self, recorder: Any, modules: Dict[str, Any]) -> None:
+        self.recorder, self.modules = recorder, modules
+
+
 def load_error(path: Path, what: str, exc: BaseException) -> RunnerError:
     """The one-line error for an artifact its runtime refused to load: ``{path} is not {what}: {cause}``."""
     return RunnerError(f"{path} is not {what}: {first_line(exc)}")
@@ -94,6 +106,10 @@ class Runner(ABC):
     def bind_reference(self, reference: Any) -> None:
         """Receive the fp32 reference MattingNetwork before the run. Runners whose format allows
         more than running it (CoreML: reading every weight back) check against it here."""
+        return None
+
+    def probe(self) -> Optional[Probe]:
+        """This artifact with its intermediate tensors exposed (``--localize``); None where the format hides them."""
         return None
 
     def contract_problems(self) -> List[str]:

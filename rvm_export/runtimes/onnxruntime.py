@@ -7,14 +7,25 @@ the states for comparison come back). This is the RVM documentation's ``io_bindi
 """
 
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnxruntime as ort
+from torch import nn
 
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
 
-from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, load_error, precision_of, to_numpy_outputs
+from .base import (
+    LARGE_TENSOR,
+    ArtifactFacts,
+    Outputs,
+    Probe,
+    Runner,
+    RunnerError,
+    load_error,
+    precision_of,
+    to_numpy_outputs,
+)
 
 ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -58,6 +69,9 @@ def weight_dtypes(path: Path) -> List[str]:
 
 class OnnxRuntimeRunner(Runner):
     kind = "onnx"
+
+    def probe(self) -> "OnnxProbe":
+        return OnnxProbe(self)
 
     def __init__(self, path: str | Path, providers: Optional[Sequence[str]] = None) -> None:
         self.path = Path(path)
@@ -133,3 +147,123 @@ class OnnxRuntimeRunner(Runner):
         self.session.run_with_iobinding(io)
         values = io.get_outputs()
         return to_numpy_outputs([v.numpy() for v in values]), list(values[2:])
+
+
+def scope_to_module(node_name: str, modules: Dict[str, nn.Module]) -> Optional[str]:
+    """``/backbone/features.0/features.0.0/Conv`` -> ``backbone.features.0.0``; None without a module scope.
+
+    A Sequential's child is scoped by its qualified name (``features.0`` then ``features.0.0``), and a
+    module whose forward the exporter inlined can be missing from the scope (``/decoder/decode2/ih/ih.0``
+    for ``decoder.decode2.gru.ih.0``): the module is the shortest name holding the scope's parts in order."""
+    parts = node_name.split("/")[1:-1]
+    path: List[str] = []
+    for part in parts:
+        if path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        else:
+            path.append(part)
+    name = ".".join(path)
+    if not name or name in modules:
+        return name or None
+    wanted = name.split(".")
+    matches = [m for m in modules if m.endswith("." + ".".join(wanted[-2:])) and _subsequence(wanted, m.split("."))]
+    return matches[0] if len(matches) == 1 else None  # ambiguous (a re-stated graph's flat scopes): no guess
+
+
+def _subsequence(short: List[str], long: List[str]) -> bool:
+    it = iter(long)
+    return all(part in it for part in short)
+
+
+def _folded(name: str, modules: Dict[str, nn.Module]) -> bool:
+    """A conv directly followed by a BatchNorm in its parent: exporters fold the two."""
+    if not isinstance(modules[name], nn.Conv2d) or "." not in name:
+        return False
+    parent, child = name.rsplit(".", 1)
+    siblings = list(modules[parent].named_children()) if parent in modules else []
+    names = [n for n, _ in siblings]
+    if child not in names or names.index(child) + 1 >= len(names):
+        return False
+    return isinstance(siblings[names.index(child) + 1][1], nn.BatchNorm2d)
+
+
+class OnnxProbe(Probe):
+    """The ONNX artifact with every main-graph node output exposed."""
+
+    def __init__(self, runner: Any) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(str(runner.path))
+        graph_outputs = {o.name for o in model.graph.output}
+        existing = set(graph_outputs)
+        initializers = {i.name for i in model.graph.initializer}
+        self.nodes = [(n.name, list(n.input), [o for o in n.output if o]) for n in model.graph.node]
+        self.graph_outputs = graph_outputs
+        self.initializers = initializers
+        for _, _, outputs in self.nodes:
+            for out in outputs:
+                if out not in existing:
+                    model.graph.output.append(onnx.ValueInfoProto(name=out))
+                    existing.add(out)
+        self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.runner = runner
+        self.tensor_module: Optional[Dict[str, str]] = None
+
+    def _map_tensors(self, modules: Dict[str, nn.Module]) -> Dict[str, str]:
+        """Tensor -> the module that computed it. A node reading a ``<module>.weight`` initializer is that
+        module's (exact, whatever the scopes); otherwise the node's scope names the module, and a tensor
+        stands for a module only where it leaves it (read outside its scope, or a graph output), so an
+        inner tensor of a re-stated block is not taken for the block's output."""
+        node_module: Dict[str, Optional[str]] = {}
+        for name, inputs, _ in self.nodes:
+            owner = None
+            for inp in inputs:
+                if inp in self.initializers and inp.endswith(".weight"):
+                    path = inp[: -len(".weight")]
+                    while path and path not in modules:
+                        path = path.split(".", 1)[1] if "." in path else ""
+                    owner = path or None
+            node_module[name] = owner or scope_to_module(name, modules)
+        consumers: Dict[str, List[Optional[str]]] = {}
+        for name, inputs, _ in self.nodes:
+            for inp in inputs:
+                consumers.setdefault(inp, []).append(node_module[name])
+
+        def leaves(tensor: str, module: str) -> bool:
+            outside = [
+                c for c in consumers.get(tensor, []) if c is None or (c != module and not c.startswith(module + "."))
+            ]
+            return bool(outside) or tensor in self.graph_outputs
+
+        mapping = {}
+        for name, _, outputs in self.nodes:
+            module = node_module[name]
+            if module is None or _folded(module, modules):
+                continue
+            for tensor in outputs:
+                if leaves(tensor, module):
+                    mapping[tensor] = module
+        return mapping
+
+    def initial_state(self, batch: int) -> Any:
+        return [np.array(v.numpy(), copy=True) for v in self.runner.initial_state(batch)]  # own the memory
+
+    def infer(self, src: np.ndarray, state: Any, ratio: float) -> Any:
+        ref, modules = self.recorder, self.modules
+        feeds = {"src": src.astype(self.runner.dtype), **dict(zip(STATE_INPUTS, state, strict=True))}
+        if "downsample_ratio" in self.runner.inputs:
+            feeds["downsample_ratio"] = np.asarray([ratio], np.float32)
+        values = dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
+        if self.tensor_module is None:
+            self.tensor_module = self._map_tensors(modules)
+        by_module: Dict[str, np.ndarray] = {}
+        for tensor, module in self.tensor_module.items():  # node order is topological: the last one wins
+            if not isinstance(values.get(tensor), np.ndarray):
+                continue
+            want = ref.outputs.get(module)
+            if want is not None and values[tensor].shape == want.shape:
+                by_module[module] = values[tensor].astype(np.float64)
+        new_state = [values[name] for name in OUTPUT_NAMES[2:]]
+        return by_module, new_state

@@ -1,7 +1,7 @@
 """The PyTorch reference and the TorchScript runner."""
 
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -9,7 +9,17 @@ import torch
 from model import MattingNetwork, load_checkpoint, seeded_random_model, sha256_file
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
-from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, load_error, precision_of, to_numpy_outputs
+from .base import (
+    LARGE_TENSOR,
+    ArtifactFacts,
+    Outputs,
+    Probe,
+    Runner,
+    RunnerError,
+    load_error,
+    precision_of,
+    to_numpy_outputs,
+)
 
 
 def _run_module(
@@ -108,6 +118,10 @@ class TorchScriptRunner(Runner):
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         return _run_module(self.module, src, state, downsample_ratio, self.dtype, self.device)
 
+    def probe(self) -> Optional["TorchScriptProbe"]:
+        """A scripted (not frozen) module keeps its module tree: each submodule can be called alone."""
+        return TorchScriptProbe(self) if any(True for _ in self.module.named_children()) else None
+
 
 def _facts(module: Any) -> ArtifactFacts:
     """Precision from the parameters, or from the graph's tensor constants when the module is frozen."""
@@ -131,3 +145,44 @@ def _load(path: Path, device: str = "cpu") -> Tuple[Any, Optional[ArtifactMetada
         raise load_error(path, "a loadable TorchScript file", exc)
     metadata = ArtifactMetadata.from_json(extra[METADATA_KEY]) if extra[METADATA_KEY] else None
     return module.eval(), metadata
+
+
+def first_tensor(value: Any) -> Optional[torch.Tensor]:
+    """The tensor a module returned (the first of a tuple), or None."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    return None
+
+
+class TorchScriptProbe(Probe):
+    """Each scripted submodule called on the reference's inputs to it: a module's own error."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.scripted = dict(runner.module.named_modules())
+
+    def initial_state(self, batch: int) -> Any:
+        return None
+
+    def infer(self, src: np.ndarray, state: Any, ratio: float) -> Any:
+        ref = self.recorder
+        dtype = self.runner.dtype
+        cast = lambda v: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v  # noqa: E731
+        by_module: Dict[str, np.ndarray] = {}
+        with torch.inference_mode():
+            for name in ref.order:
+                scripted = self.scripted.get(name)
+                if scripted is None or name not in ref.inputs:
+                    continue
+                args, kwargs = ref.inputs[name]
+                try:
+                    out = scripted(*[cast(a) for a in args], **{k: cast(v) for k, v in kwargs.items()})
+                except Exception:  # a module whose scripted signature differs: not comparable
+                    continue
+                tensor = first_tensor(out)
+                if tensor is not None:
+                    by_module[name] = tensor.double().cpu().numpy()
+            outputs, new_state = self.runner.infer(src, state, ratio)
+        return by_module, new_state

@@ -79,10 +79,10 @@ def open_artifact(
     checkpoint: Optional[str | Path] = None,
     device: Optional[str] = None,
     ratios: Sequence[float] = (),
-    tfjs_backend: Optional[str] = None,
+    backend: Optional[str] = None,
 ) -> Tuple[Runner, MattingNetwork]:
     """The runner for ``path`` with complete metadata, and the fp32 reference model it is judged against."""
-    runner = open_runner(path, device, tfjs_backend)
+    runner = open_runner(path, device, backend)
     try:
         if runner.metadata is None:
             runner.adopt_metadata(infer_metadata(runner, checkpoint, ratios))
@@ -123,13 +123,13 @@ def verify_artifact(
     batch: int = 1,
     device: Optional[str] = None,
     localize: bool = False,
-    tfjs_backend: Optional[str] = None,
+    backend: Optional[str] = None,
 ) -> Report:
     """Closed-loop parity of the artifact at ``path`` against the PyTorch fp32 reference (on the CPU).
 
     ``localize``: on a numeric failure, name the first diverging module (``Report.localization``).
-    ``tfjs_backend``: where a TF.js artifact runs (Node.js by default, or a Chromium backend)."""
-    runner, reference = open_artifact(path, checkpoint, device, ratios, tfjs_backend)
+    ``backend``: one of the target's runtime backends (a TF.js artifact: Node.js by default, or Chromium's)."""
+    runner, reference = open_artifact(path, checkpoint, device, ratios, backend)
     with runner:  # the runtime (a Node.js process, a Chromium page) is released when the check ends
         return _verify_opened(runner, reference, str(path), frames, sizes, ratios, batch, localize)
 

@@ -8,7 +8,7 @@ import click
 from rvm_export.contract.errors import USER_ERRORS, cli_message
 from rvm_export.contract.files import os_reason, unwritable_reason
 
-from ..runtimes import TFJS_BACKENDS
+from ..targets import backends
 from .api import verify_artifact
 from .harness import DEFAULT_FRAMES
 
@@ -55,7 +55,7 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
 )
 @click.option(
     "--tfjs-backend",
-    type=click.Choice(TFJS_BACKENDS),
+    type=click.Choice(backends()),
     default=None,
     help="Where a TF.js artifact runs: node (default: Node.js, WebAssembly) or headless Chromium on webgl, "
     "webgl-f16 (float16 textures, as many phones; judged at fp16 bounds), wasm or cpu.",
@@ -101,7 +101,7 @@ def main(
             fail("--plot needs matplotlib: pip install 'rvm-export[plot]'")
     try:
         report = verify_artifact(
-            artifact, checkpoint, frames, sizes, ratios, batch, device, localize=localize, tfjs_backend=tfjs_backend
+            artifact, checkpoint, frames, sizes, ratios, batch, device, localize=localize, backend=tfjs_backend
         )
     except USER_ERRORS as exc:
         fail(cli_message(exc))

@@ -4,7 +4,7 @@ PyTorch module that computed it.
 The failing case is replayed closed-loop up to its first failing frame. The fp32 reference runs
 with forward hooks on every module (its outputs, in execution order), and so does the reference
 at the artifact's precision (each module's own noise floor). The artifact exposes its
-intermediate tensors the way its format allows:
+intermediate tensors the way its format allows, through its runner's ``probe()`` (in the runtime's module):
 
 - ONNX: every node output of the main graph becomes a graph output (as Polygraphy's
   ``--onnx-outputs mark all`` does); the exporter names nodes by module scope
@@ -27,11 +27,10 @@ import torch
 from torch import nn
 
 from model import MattingNetwork
-from rvm_export.contract import OUTPUT_NAMES, STATE_INPUTS
 
 from ..runtimes.base import Runner
 from ..runtimes.rollout import rollout
-from ..runtimes.torch_runner import TorchReference
+from ..runtimes.torch_runner import TorchReference, first_tensor
 from .noise import noise_model
 from .sequence import Case, build_sequence
 from .tolerances import tolerance_for
@@ -56,14 +55,6 @@ class Divergence:
         )
 
 
-def _first_tensor(value: Any) -> Optional[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    return None
-
-
 class Recorder:
     """Forward hooks on every named module: outputs (and inputs) in execution order."""
 
@@ -78,7 +69,7 @@ class Recorder:
 
     def _hook(self, name: str, keep_inputs: bool) -> Any:
         def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-            tensor = _first_tensor(output)
+            tensor = first_tensor(output)
             if tensor is None or name in self.outputs:  # a module called twice per frame keeps its first call
                 return
             self.order.append(name)
@@ -108,44 +99,6 @@ class RecordedReference(TorchReference):
         return super().infer(src, state, downsample_ratio)
 
 
-def scope_to_module(node_name: str, modules: Dict[str, nn.Module]) -> Optional[str]:
-    """``/backbone/features.0/features.0.0/Conv`` -> ``backbone.features.0.0``; None without a module scope.
-
-    A Sequential's child is scoped by its qualified name (``features.0`` then ``features.0.0``), and a
-    module whose forward the exporter inlined can be missing from the scope (``/decoder/decode2/ih/ih.0``
-    for ``decoder.decode2.gru.ih.0``): the module is the shortest name holding the scope's parts in order."""
-    parts = node_name.split("/")[1:-1]
-    path: List[str] = []
-    for part in parts:
-        if path and part.startswith(path[-1] + "."):
-            path[-1] = part
-        else:
-            path.append(part)
-    name = ".".join(path)
-    if not name or name in modules:
-        return name or None
-    wanted = name.split(".")
-    matches = [m for m in modules if m.endswith("." + ".".join(wanted[-2:])) and _subsequence(wanted, m.split("."))]
-    return matches[0] if len(matches) == 1 else None  # ambiguous (a re-stated graph's flat scopes): no guess
-
-
-def _subsequence(short: List[str], long: List[str]) -> bool:
-    it = iter(long)
-    return all(part in it for part in short)
-
-
-def _folded(name: str, modules: Dict[str, nn.Module]) -> bool:
-    """A conv directly followed by a BatchNorm in its parent: exporters fold the two."""
-    if not isinstance(modules[name], nn.Conv2d) or "." not in name:
-        return False
-    parent, child = name.rsplit(".", 1)
-    siblings = list(modules[parent].named_children()) if parent in modules else []
-    names = [n for n, _ in siblings]
-    if child not in names or names.index(child) + 1 >= len(names):
-        return False
-    return isinstance(siblings[names.index(child) + 1][1], nn.BatchNorm2d)
-
-
 def _first_divergence(
     frame: int,
     order: List[str],
@@ -173,9 +126,9 @@ def localize(runner: Runner, reference: MattingNetwork, case: Case, last_frame: 
     """The ``first divergence:`` line for ``case``, replayed up to ``last_frame``; or why it cannot say."""
     assert runner.metadata is not None
     precision = runner.metadata.precision
-    probe = _probe_for(runner)
+    probe = runner.probe()
     if probe is None:
-        return f"first divergence: not available for {runner.kind} artifacts (ONNX and unfrozen TorchScript only)"
+        return f"first divergence: not available for {runner.kind} artifacts (their runtime exposes no intermediate tensors)"
     tolerance = tolerance_for(precision)
     relative = RELATIVE_FLOOR.get(precision, 5e-2)
     ref = RecordedReference(reference.float().eval(), torch.float32, keep_inputs=True)
@@ -192,136 +145,3 @@ def localize(runner: Runner, reference: MattingNetwork, case: Case, last_frame: 
         ref.recorder.close()
         noise.recorder.close()
     return f"first divergence: none found inside the network up to frame {last_frame}; the outputs differ only after it"
-
-
-def _probe_for(runner: Runner) -> Optional[Any]:
-    if runner.kind == "onnx":
-        return OnnxProbe(runner)
-    if runner.kind == "torchscript" and any(True for _ in runner.module.named_children()):  # type: ignore[attr-defined]
-        return TorchScriptProbe(runner)
-    return None
-
-
-class Probe:
-    """An artifact that exposes its intermediate tensors, stepped like a runner by the rollout: each frame
-    returns ``{module name: its tensor}`` next to the new state, read against ``recorder`` (the reference)."""
-
-    recorder: Recorder
-    modules: Dict[str, nn.Module]
-
-    def bind(self, recorder: Recorder, modules: Dict[str, nn.Module]) -> None:
-        self.recorder, self.modules = recorder, modules
-
-
-class OnnxProbe(Probe):
-    """The ONNX artifact with every main-graph node output exposed."""
-
-    def __init__(self, runner: Any) -> None:
-        import onnx
-        import onnxruntime as ort
-
-        model = onnx.load(str(runner.path))
-        graph_outputs = {o.name for o in model.graph.output}
-        existing = set(graph_outputs)
-        initializers = {i.name for i in model.graph.initializer}
-        self.nodes = [(n.name, list(n.input), [o for o in n.output if o]) for n in model.graph.node]
-        self.graph_outputs = graph_outputs
-        self.initializers = initializers
-        for _, _, outputs in self.nodes:
-            for out in outputs:
-                if out not in existing:
-                    model.graph.output.append(onnx.ValueInfoProto(name=out))
-                    existing.add(out)
-        self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.runner = runner
-        self.tensor_module: Optional[Dict[str, str]] = None
-
-    def _map_tensors(self, modules: Dict[str, nn.Module]) -> Dict[str, str]:
-        """Tensor -> the module that computed it. A node reading a ``<module>.weight`` initializer is that
-        module's (exact, whatever the scopes); otherwise the node's scope names the module, and a tensor
-        stands for a module only where it leaves it (read outside its scope, or a graph output), so an
-        inner tensor of a re-stated block is not taken for the block's output."""
-        node_module: Dict[str, Optional[str]] = {}
-        for name, inputs, _ in self.nodes:
-            owner = None
-            for inp in inputs:
-                if inp in self.initializers and inp.endswith(".weight"):
-                    path = inp[: -len(".weight")]
-                    while path and path not in modules:
-                        path = path.split(".", 1)[1] if "." in path else ""
-                    owner = path or None
-            node_module[name] = owner or scope_to_module(name, modules)
-        consumers: Dict[str, List[Optional[str]]] = {}
-        for name, inputs, _ in self.nodes:
-            for inp in inputs:
-                consumers.setdefault(inp, []).append(node_module[name])
-
-        def leaves(tensor: str, module: str) -> bool:
-            outside = [
-                c for c in consumers.get(tensor, []) if c is None or (c != module and not c.startswith(module + "."))
-            ]
-            return bool(outside) or tensor in self.graph_outputs
-
-        mapping = {}
-        for name, _, outputs in self.nodes:
-            module = node_module[name]
-            if module is None or _folded(module, modules):
-                continue
-            for tensor in outputs:
-                if leaves(tensor, module):
-                    mapping[tensor] = module
-        return mapping
-
-    def initial_state(self, batch: int) -> Any:
-        return [np.array(v.numpy(), copy=True) for v in self.runner.initial_state(batch)]  # own the memory
-
-    def infer(self, src: np.ndarray, state: Any, ratio: float) -> Any:
-        ref, modules = self.recorder, self.modules
-        feeds = {"src": src.astype(self.runner.dtype), **dict(zip(STATE_INPUTS, state, strict=True))}
-        if "downsample_ratio" in self.runner.inputs:
-            feeds["downsample_ratio"] = np.asarray([ratio], np.float32)
-        values = dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
-        if self.tensor_module is None:
-            self.tensor_module = self._map_tensors(modules)
-        by_module: Dict[str, np.ndarray] = {}
-        for tensor, module in self.tensor_module.items():  # node order is topological: the last one wins
-            if not isinstance(values.get(tensor), np.ndarray):
-                continue
-            want = ref.outputs.get(module)
-            if want is not None and values[tensor].shape == want.shape:
-                by_module[module] = values[tensor].astype(np.float64)
-        new_state = [values[name] for name in OUTPUT_NAMES[2:]]
-        return by_module, new_state
-
-
-class TorchScriptProbe(Probe):
-    """Each scripted submodule called on the reference's inputs to it: a module's own error."""
-
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner
-        self.scripted = dict(runner.module.named_modules())
-
-    def initial_state(self, batch: int) -> Any:
-        return None
-
-    def infer(self, src: np.ndarray, state: Any, ratio: float) -> Any:
-        ref = self.recorder
-        dtype = self.runner.dtype
-        cast = lambda v: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v  # noqa: E731
-        by_module: Dict[str, np.ndarray] = {}
-        with torch.inference_mode():
-            for name in ref.order:
-                scripted = self.scripted.get(name)
-                if scripted is None or name not in ref.inputs:
-                    continue
-                args, kwargs = ref.inputs[name]
-                try:
-                    out = scripted(*[cast(a) for a in args], **{k: cast(v) for k, v in kwargs.items()})
-                except Exception:  # a module whose scripted signature differs: not comparable
-                    continue
-                tensor = _first_tensor(out)
-                if tensor is not None:
-                    by_module[name] = tensor.double().cpu().numpy()
-            outputs, new_state = self.runner.infer(src, state, ratio)
-        return by_module, new_state

@@ -2,27 +2,24 @@
 
 For the three commands: an ``rvm-export`` target, a runner (``rvm-verify``, ``rvm-bench`` and
 ``rvm-convert --artifact``) or ``rvm-convert`` itself. Which extra a target needs is in its spec
-(``rvm_export/targets.py``); a new extra adds one row to :data:`EXTRA_MODULES` and one to pyproject.toml.
+(``rvm_export/targets.py``), with the modules each of its extras installs; an extra of no target is
+in :data:`OTHER_EXTRAS`. Every extra is also in pyproject.toml.
 """
 
 import importlib.util
 from typing import Dict, Optional, Tuple
 
-from .errors import RVMError
+from rvm_export.contract.errors import MissingExtraError
+from rvm_export.targets import TARGETS
 
 DISTRIBUTION = "rvm-export"
 
+# Extras that belong to no target; each target's spec names the modules of its own extras.
+OTHER_EXTRAS: Dict[str, Tuple[str, ...]] = {"video": ("av", "tqdm"), "plot": ("matplotlib",)}
 # extra (pyproject.toml [project.optional-dependencies]) -> the top-level modules it installs
 EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
-    "onnx": ("onnx", "onnxruntime", "onnxslim"),
-    "video": ("av", "tqdm"),
-    "coreml": ("coremltools",),
-    "tensorflow": ("tensorflow", "tf_keras"),
-    "tfjs": ("tensorflow",),
-    "plot": ("matplotlib",),
-    "pt2": (),  # torch.export: torch alone
-    "openvino": ("openvino", "onnx", "onnxslim"),
-    "tflite": ("tensorflow", "ai_edge_litert"),
+    **{extra: modules for spec in TARGETS.values() for extra, modules in spec.extras.items()},
+    **OTHER_EXTRAS,
 }
 
 
@@ -31,16 +28,10 @@ def needs(command: str, what: str) -> Optional[str]:
     ``video`` for ``rvm-convert``; None: nothing beyond the base install."""
     if command == "rvm-convert":
         return "video"
-    from rvm_export.targets import TARGETS  # the registry sits above the contract: imported on use
-
     spec = TARGETS.get(what)
     if spec is None:
         return None
     return spec.export_extra if command == "rvm-export" else spec.runner_extra
-
-
-class MissingExtraError(RVMError, ImportError):
-    """An optional dependency is not installed; the message names the extra that installs it."""
 
 
 def _installed(module: str) -> bool:
