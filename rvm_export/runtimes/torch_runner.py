@@ -1,7 +1,8 @@
 """The PyTorch reference and the TorchScript runner."""
 
+import contextlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,10 +45,33 @@ def _run_module(
     return to_numpy_outputs([t.float().cpu().numpy() for t in out]), list(out[2:])
 
 
+# The reference runs on one intra-op thread, whatever the machine: a CPU kernel that splits its work (and
+# its sums) across threads gives results that depend on the thread count, and a verdict must not depend on
+# the machine or its load. On one thread every kernel's order of operations is fixed. See
+# docs/verification.md "Determinism" for what was measured and what it costs.
+REFERENCE_THREADS = 1
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: Optional[int]) -> Iterator[None]:
+    """PyTorch's intra-op thread count set to ``threads`` inside the block (None: left as it is)."""
+    if threads is None or threads == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class TorchReference:
-    """The fp32 PyTorch MattingNetwork every artifact is compared against."""
+    """The fp32 PyTorch MattingNetwork every artifact is compared against; deterministic by construction
+    (:data:`REFERENCE_THREADS`), so the same frames give the same bytes on an idle or a loaded machine."""
 
     kind = "pytorch"
+    threads: Optional[int] = REFERENCE_THREADS
 
     def __init__(self, model: MattingNetwork, dtype: torch.dtype = torch.float32) -> None:
         """``dtype``: the input dtype; the model must already be at that precision (see verify.noise)."""
@@ -58,7 +82,8 @@ class TorchReference:
         return None
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
-        return _run_module(self.model, src, state, downsample_ratio, self.dtype)
+        with intra_op_threads(self.threads):
+            return _run_module(self.model, src, state, downsample_ratio, self.dtype)
 
 
 def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path] = None) -> MattingNetwork:

@@ -82,9 +82,11 @@ def error_stats(
     stats: Dict[str, float],
     floor: Dict[str, float],
     tolerance: PrecisionTolerance,
+    jitter: Optional[Dict[str, float]] = None,
 ) -> OutputStat:
-    """``stats`` of the artifact's error beside the noise floor's, and the gate's limit for each."""
-    limit = {m: tolerance.allowed(name, m, floor[m]) for m in METRICS}
+    """``stats`` of the artifact's error beside the noise floor's, and the gate's limit for each (plus the
+    artifact's own run-to-run ``jitter``, within the absolute ceiling)."""
+    limit = {m: tolerance.allowed(name, m, floor[m], (jitter or {}).get(m, 0.0)) for m in METRICS}
     return OutputStat(case, frame, name, **stats, noise_floor=floor, limit=limit)
 
 
@@ -106,9 +108,10 @@ def alpha_stats(
     values: Tuple[float, float, Optional[float]],
     noise_mad: float,
     tolerance: PrecisionTolerance,
+    jitter_mad: float = 0.0,
 ) -> AlphaStat:
     mad, mse, dtssd = values
-    return AlphaStat(case, frame, mad, mse, dtssd, noise_mad, tolerance.allowed_mad(noise_mad))
+    return AlphaStat(case, frame, mad, mse, dtssd, noise_mad, tolerance.allowed_mad(noise_mad, jitter_mad))
 
 
 def structural_failures(case: str, frame: int, ref: Outputs, test: Outputs) -> List[Failure]:

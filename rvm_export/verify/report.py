@@ -79,6 +79,7 @@ class Report:
             "cases": [
                 {
                     "case": asdict(r.case),
+                    "runtime_jitter": r.jitter,
                     "stats": [s.to_dict() for s in r.stats],
                     "alpha": [asdict(a) for a in r.alpha],
                 }
@@ -123,6 +124,14 @@ class Report:
                     dt = max((a.dtssd_1e2 or 0.0) for a in alpha)
                     row += f"   {max(a.mad_1e3 for a in alpha):.3f} / {max(a.mse_1e3 for a in alpha):.4f}, {dt:.3f}"
                 lines.append(row)
+        for result in self.results:
+            moved = {name: s["max_abs"] for name, s in result.jitter.items() if s["max_abs"] > 0}
+            if moved:
+                worst = ", ".join(f"{name} {value:.2e}" for name, value in moved.items())
+                lines.append(
+                    f"  {result.case.label}: the runtime itself is not deterministic (frame 0 run twice differs by "
+                    f"max |e| {worst}); counted in the noise floor"
+                )
         long = [d for d in self.drifts() if len(d.block_max) >= 3 and d.output in ("pha", "fgr", "r1o", "r4o")]
         if long:
             lines += ["", f"error over time (worst max |e| per block of {BLOCK} frames):"]

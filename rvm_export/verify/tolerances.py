@@ -42,12 +42,13 @@ class PrecisionTolerance:
         image = output in ("fgr", "pha")
         return (self.image_floor, self.image_ceiling) if image else (self.state_floor, self.state_ceiling)
 
-    def allowed(self, output: str, metric: str, noise: float) -> float:
+    def allowed(self, output: str, metric: str, noise: float, jitter: float = 0.0) -> float:
+        """``jitter``: the artifact's own run-to-run difference, allowed on top (never past the ceiling)."""
         floor, ceiling = (getattr(b, metric) for b in self.bounds(output))
-        return min(ceiling, max(floor, self.ratio * noise))
+        return min(ceiling, max(floor, self.ratio * noise) + jitter)
 
-    def allowed_mad(self, noise_mad_1e3: float) -> float:
-        return min(self.alpha_mad_ceiling, max(self.alpha_mad_floor, self.ratio * noise_mad_1e3))
+    def allowed_mad(self, noise_mad_1e3: float, jitter_mad_1e3: float = 0.0) -> float:
+        return min(self.alpha_mad_ceiling, max(self.alpha_mad_floor, self.ratio * noise_mad_1e3) + jitter_mad_1e3)
 
     def describe(self) -> str:
         i, c = self.image_floor, self.image_ceiling
