@@ -35,16 +35,19 @@ export-all: setup
 	$(PY) -m rvm_export.release $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
 		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY))
 
-# Speed tables (never timed tests): the release artifacts next to an official-style ONNX export (rvm-bench;
-# run make export-all first), PyTorch vs ONNX Runtime, TensorFlow/TF.js, .pt2/OpenVINO/LiteRT, convert_video vs a plain loop.
+# Speed tables (never timed tests), every one rvm-bench (interleaved rounds, median, accuracy vs PyTorch fp32) on the
+# artifacts of make export-all (run it first; missing ones are left out): the release ONNX/TorchScript next to an
+# official-style ONNX export; PyTorch eager vs ONNX Runtime, .pt2, OpenVINO (f32 pinned) and LiteRT; PyTorch eager vs
+# TensorFlow and TF.js (Node.js) at 512x288. Then convert_video vs a plain loop (benchmarks/README.md).
 BENCH_CHECKPOINT ?= $(or $(CHECKPOINT),../shared/weights/rvm_mobilenetv3_fgf_tfjs.pth)
+BENCH := $(VENV)/bin/rvm-bench --checkpoint $(BENCH_CHECKPOINT)
+BENCH_A := artifacts/rvm_mobilenetv3
 bench: setup
 	$(PY) benchmarks/official_onnx.py --checkpoint $(BENCH_CHECKPOINT) --output artifacts/official_style_fp32.onnx
-	$(VENV)/bin/rvm-bench artifacts/official_style_fp32.onnx $(wildcard artifacts/rvm_mobilenetv3_*.onnx) \
-		$(wildcard artifacts/rvm_mobilenetv3_fp32.torchscript) --checkpoint $(BENCH_CHECKPOINT)
-	$(PY) benchmarks/onnx_speed.py
-	$(PY) benchmarks/tf_speed.py
-	$(PY) benchmarks/runtime_speed.py
+	$(BENCH) artifacts/official_style_fp32.onnx $(wildcard $(BENCH_A)_*.onnx) $(wildcard $(BENCH_A)_fp32.torchscript)
+	$(BENCH) --eager $(wildcard $(BENCH_A)_fp32.onnx $(BENCH_A)_fp16.onnx $(BENCH_A)_fp32.pt2 $(BENCH_A)_fp32_openvino.xml \
+		$(BENCH_A)_fp16_openvino.xml $(BENCH_A)_fp32.tflite) --size 1920x1080 --ratio 0.25 --size 512x288 --ratio 1
+	$(BENCH) --eager $(wildcard $(BENCH_A)_tf $(BENCH_A)_tfjs $(BENCH_A)_uint8_tfjs) --size 512x288 --ratio 1
 	$(PY) benchmarks/convert_speed.py --checkpoint $(BENCH_CHECKPOINT)
 
 lint: setup

@@ -10,7 +10,14 @@ Method: per size, every artifact gets one warm-up pass, then ``--rounds`` timed 
 states frame to frame (the documented inference loop). Rounds are interleaved across artifacts,
 with the order rotated each round, so a busy machine slows them alike; the median round is
 reported. Accuracy is measured on the first size: alpha MAD x1e3 (worst frame) and the worst pixel
-of pha and fgr against the PyTorch fp32 model, each backend carrying its own state.
+of pha and fgr against the PyTorch fp32 model, each backend carrying its own state (NaN when an
+output is not finite).
+
+``--eager`` adds a first row: the checkpoint's MattingNetwork itself in PyTorch eager (fp32, CPU),
+timed in the same rounds, the baseline the other rows' "x first" compare with. ``--tfjs-backend``
+(repeatable) runs every TF.js artifact on each backend named, one row per backend. ``--threads``
+pins the intra-op threads of PyTorch, ONNX Runtime, OpenVINO, LiteRT and TensorFlow (TF.js picks
+its own).
 """
 
 import json
@@ -25,13 +32,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import click
 import numpy as np
 
-from model import CheckpointError
+from model import MattingNetwork, load_checkpoint
 from rvm_export.contract import tool_versions
-from rvm_export.targets import artifact_files
+from rvm_export.contract.errors import USER_ERRORS, cli_message
+from rvm_export.targets import TARGETS, artifact_files
 
 from ..runtimes import Runner, RunnerError, artifact_kind
 from ..runtimes.rollout import rollout
 from ..runtimes.torch_runner import TorchReference
+from ..targets import backends
 from .api import open_artifact
 from .cli import parse_wxh
 from .sequence import Case, build_sequence
@@ -44,7 +53,8 @@ class Row:
     artifact: str
     format: str
     precision: str
-    size_mb: float
+    size_mb: Optional[float]
+    backend: Optional[str] = None  # the runtime backend (--tfjs-backend); None: the runner's default
     ms_per_frame: Dict[str, Optional[float]] = field(default_factory=dict)  # case label -> median ms
     alpha_mad_1e3: Optional[float] = None
     pha_max_err: Optional[float] = None
@@ -60,8 +70,41 @@ def artifact_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in artifact_files(path)) / 1e6
 
 
+class EagerRunner(TorchReference):
+    """``--eager``: the checkpoint's MattingNetwork as it is, PyTorch eager fp32 on the CPU (no artifact)."""
+
+    kind = "pytorch-eager"
+    threads = None  # timed with the --threads every row gets, not the reference's fixed one
+
+    def fixed_case(self) -> None:
+        return None
+
+
+def eager_model(
+    checkpoint: Optional[str | Path], opened: Sequence[Tuple[Runner, MattingNetwork]]
+) -> Tuple[MattingNetwork, Path]:
+    """The fp32 model of ``--checkpoint``, else the reference of the first artifact (its checkpoint)."""
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint), Path(checkpoint)
+    if not opened:
+        raise RunnerError("the PyTorch eager row without an artifact needs the checkpoint to run", option="checkpoint")
+    runner, reference = opened[0]
+    return reference, Path(runner.metadata.checkpoint or "seeded random weights")  # type: ignore[union-attr]
+
+
+def pin_tensorflow_threads(threads: int) -> None:
+    """TensorFlow takes its thread counts only before its runtime starts (the first SavedModel load)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:  # already started in this process (a test session): it keeps its own counts
+        pass
+
+
 def pin_threads(runner: Runner, threads: int) -> None:
-    """Give every backend the same number of intra-op threads (ONNX Runtime, PyTorch)."""
+    """Give every backend the same number of intra-op threads (PyTorch, ONNX Runtime, OpenVINO, LiteRT;
+    TensorFlow: pin_tensorflow_threads)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -72,6 +115,20 @@ def pin_threads(runner: Runner, threads: int) -> None:
         options.intra_op_num_threads = threads
         session = runner.session  # type: ignore[attr-defined]
         runner.session = ort.InferenceSession(str(runner.path), options, providers=session.get_providers())  # type: ignore[attr-defined]
+    elif runner.kind == "openvino":
+        import openvino as ov
+
+        from ..runtimes.openvino import read_model
+
+        hint = runner.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # type: ignore[attr-defined]
+        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}
+        runner.compiled = ov.Core().compile_model(read_model(runner.path), "CPU", config)  # type: ignore[attr-defined]
+        runner.request = runner.compiled.create_infer_request()  # type: ignore[attr-defined]
+    elif runner.kind == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        runner.interpreter = Interpreter(model_path=str(runner.path), num_threads=threads)  # type: ignore[attr-defined]
+        runner.run = runner.interpreter.get_signature_runner("serving_default")  # type: ignore[attr-defined]
 
 
 def runs_case(runner: Runner, case: Tuple[int, int, float]) -> bool:
@@ -113,9 +170,10 @@ def accuracy(runner: Runner, reference: TorchReference, case: Tuple[int, int, fl
     worst = {"alpha_mad_1e3": 0.0, "pha_max_err": 0.0, "fgr_max_err": 0.0}
     for _, _, (ref, out) in rollout([reference, runner], build_sequence(Case(width, height, 1, ratio, frames)), ratio):
         errors = {name: np.abs(out[name].astype(np.float64) - ref[name]) for name in ("pha", "fgr")}
-        worst["alpha_mad_1e3"] = max(worst["alpha_mad_1e3"], float(errors["pha"].mean()) * 1e3)  # the verifier's MAD
-        for name, err in errors.items():
-            worst[f"{name}_max_err"] = max(worst[f"{name}_max_err"], float(err.max()))
+        values = {"alpha_mad_1e3": errors["pha"].mean() * 1e3}  # the verifier's MAD
+        values |= {f"{name}_max_err": err.max() for name, err in errors.items()}
+        for key, value in values.items():
+            worst[key] = float(np.maximum(worst[key], value))  # NaN stays NaN (max() would drop it)
     return worst
 
 
@@ -127,17 +185,34 @@ def benchmark(
     rounds: int = 5,
     threads: int = 2,
     clock: str = "wall",
+    eager: bool = False,
+    tfjs_backends: Sequence[str] = (),
 ) -> List[Row]:
-    """One row per artifact: speed at every case, accuracy at the first case it runs."""
+    """One row per artifact (per TF.js backend), after the PyTorch eager row with ``eager``: speed at every
+    case, accuracy at the first case it runs."""
     ratios = sorted({c[2] for c in cases})
-    opened = [open_artifact(p, checkpoint, "cpu", ratios) for p in paths]
+    kinds = [artifact_kind(p) for p in paths]
+    if tfjs_backends and not any(TARGETS[k].backends for k in kinds):
+        offered = ", ".join(t.title for t in TARGETS.values() if t.backends)
+        raise RunnerError(f"a runtime backend applies to {offered} artifacts only, and none was given", "tfjs_backend")
+    if "tensorflow" in kinds:
+        pin_tensorflow_threads(threads)
+    rows: List[Row] = []
+    opened: List[Tuple[Runner, MattingNetwork]] = []
+    for path, kind in zip(paths, kinds, strict=True):
+        for backend in tfjs_backends if TARGETS[kind].backends and tfjs_backends else [None]:
+            runner, reference = open_artifact(path, checkpoint, "cpu", ratios, backend)
+            precision = runner.metadata.precision  # type: ignore[union-attr]
+            rows.append(Row(str(path), kind, precision, round(artifact_mb(Path(path)), 1), backend))
+            opened.append((runner, reference))
+    if eager:
+        model, source = eager_model(checkpoint, opened)
+        size = round(source.stat().st_size / 1e6, 1) if source.is_file() else None
+        rows.insert(0, Row(str(source), EagerRunner.kind, "fp32", size))
+        opened.insert(0, (EagerRunner(model), model))  # type: ignore[arg-type]
     runners = [runner for runner, _ in opened]
     for runner in runners:
         pin_threads(runner, threads)
-    rows = [
-        Row(str(p), artifact_kind(p), r.metadata.precision, round(artifact_mb(Path(p)), 1))  # type: ignore[union-attr]
-        for p, r in zip(paths, runners, strict=True)
-    ]
     for case in cases:
         for row, ms in zip(rows, time_case(runners, case, frames, rounds, clock), strict=True):
             row.ms_per_frame[case_label(*case)] = ms
@@ -159,7 +234,8 @@ def table(rows: Sequence[Row], cases: Sequence[Tuple[int, int, float]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = rows[0].ms_per_frame if rows else {}
     for row in rows:
-        cells = [Path(row.artifact).name, row.format, row.precision, f"{row.size_mb:.1f}"]
+        kind = f"{row.format} {row.backend}" if row.backend else row.format
+        cells = [Path(row.artifact).name, kind, row.precision, "-" if row.size_mb is None else f"{row.size_mb:.1f}"]
         for label in labels:
             ms, ref = row.ms_per_frame.get(label), base.get(label)
             cells += (
@@ -189,7 +265,7 @@ def parse_cases(sizes: Sequence[str], ratios: Sequence[float]) -> List[Tuple[int
 
 
 @click.command()
-@click.argument("artifacts", nargs=-1, required=True, type=click.Path())
+@click.argument("artifacts", nargs=-1, type=click.Path())
 @click.option("--size", "sizes", multiple=True, help="WIDTHxHEIGHT; repeatable (default 1920x1080 and 1280x720).")
 @click.option(
     "--ratio",
@@ -215,6 +291,20 @@ def parse_cases(sizes: Sequence[str], ratios: Sequence[float]) -> List[Tuple[int
     help="wall: elapsed time. cpu: this process's CPU time, which other jobs on a shared machine barely move "
     "(use with --threads 1: idle threads that spin would count).",
 )
+@click.option(
+    "--eager",
+    is_flag=True,
+    help="Add a first row: the checkpoint's model in PyTorch eager (fp32, CPU), timed in the same rounds "
+    "(--checkpoint, else the first artifact's checkpoint; with --checkpoint no ARTIFACT is needed).",
+)
+@click.option(
+    "--tfjs-backend",
+    "tfjs_backends",
+    multiple=True,
+    type=click.Choice(backends()),
+    help="Run every TF.js artifact on this backend (node: Node.js, the default; the others in headless "
+    "Chromium); repeatable: one row per backend.",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the rows here.")
 def main(
     artifacts: Tuple[str, ...],
@@ -225,14 +315,18 @@ def main(
     rounds: int,
     threads: int,
     clock: str,
+    eager: bool,
+    tfjs_backends: Tuple[str, ...],
     json_path: Optional[str],
 ) -> None:
     """Frames per second and accuracy vs PyTorch fp32 of each ARTIFACT, measured side by side on the CPU."""
+    if not artifacts and not eager:
+        raise click.UsageError("give at least one ARTIFACT (or --eager --checkpoint CKPT)")
     cases = parse_cases(sizes, ratios)
     try:
-        rows = benchmark(artifacts, cases, checkpoint, frames, rounds, threads, clock)
-    except (RunnerError, CheckpointError) as exc:
-        click.echo(f"rvm-bench: error: {exc}", err=True)
+        rows = benchmark(artifacts, cases, checkpoint, frames, rounds, threads, clock, eager, tfjs_backends)
+    except USER_ERRORS as exc:
+        click.echo(f"rvm-bench: error: {cli_message(exc)}", err=True)
         sys.exit(2)
     versions = ", ".join(f"{k} {v}" for k, v in tool_versions("onnxruntime").items())
     click.echo(

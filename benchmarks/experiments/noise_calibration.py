@@ -1,7 +1,7 @@
 """The measurement behind verify/tolerances.py: for each artifact, its error against PyTorch fp32
 beside the reference's own noise at the artifact's precision, as ratios, at several sequence lengths.
 
-    python benchmarks/noise_calibration.py ARTIFACT... [--frames 4 --frames 30] [--size 320x192 --ratio 0.5]
+    python benchmarks/experiments/noise_calibration.py ARTIFACT... [--frames 4 --frames 30] [--size 320x192 --ratio 0.5]
 
 Prints, per artifact and length, the worst ratio (error / noise floor) of each statistic over every
 output, frame and case, the worst absolute errors, and whether the gate passed. The tolerance's ratio

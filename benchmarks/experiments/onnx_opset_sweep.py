@@ -1,6 +1,6 @@
 """Every supported opset exports and verifies: a table of opset x precision.
 
-    .venv/bin/python benchmarks/onnx_opset_sweep.py [--checkpoint PTH] [--precision fp32 --precision fp16]
+    .venv/bin/python benchmarks/experiments/onnx_opset_sweep.py [--checkpoint PTH] [--precision fp32 --precision fp16]
 
 For each opset from MIN_OPSET to MAX_OPSET (and each precision): export a dynamic artifact,
 run the closed-loop verification (an odd size at ratio 1 and < 1), print export time, node
@@ -21,7 +21,8 @@ from rvm_export.export.base import at_precision, load_source
 from rvm_export.export.onnx import MAX_OPSET, MIN_OPSET, export_onnx
 from rvm_export.verify.api import verify_artifact
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / ".." / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_CHECKPOINT = REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 
 
 def main(argv: Optional[List[str]] = None) -> int:

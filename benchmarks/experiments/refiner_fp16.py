@@ -5,7 +5,7 @@ three ways and verifies each with ONNX Runtime against PyTorch fp32:
   naive    the refiner in fp16 as PyTorch writes it (var = E[x²] - E[x]²)
   centred  the refiner in fp16 with moments about the local mean (as export/tensorflow/guided_filter.py)
 
-Usage: .venv/bin/python benchmarks/refiner_fp16.py [--frames 4]
+Usage: .venv/bin/python benchmarks/experiments/refiner_fp16.py [--frames 4]
 An experiment only: the refiners here replace ``model.refiner`` for the export; model/ and the ONNX
 exporter are unchanged.
 """
@@ -24,10 +24,12 @@ from model.guided_filter import box_filter, resize_to, split_fgr_pha, with_grey
 from rvm_export.export.base import load_source
 from rvm_export.export.onnx import export_onnx
 from rvm_export.runtimes import open_runner
-from rvm_export.verify.harness import reference_model, verify_runner
+from rvm_export.runtimes.torch_runner import reference_model
+from rvm_export.verify.harness import verify_runner
 from rvm_export.verify.sequence import Case
 
-WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS = REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 CASES = [Case(320, 192, 1, 0.5, 4), Case(257, 319, 1, 0.375, 4), Case(512, 288, 1, 0.25, 4)]
 
 

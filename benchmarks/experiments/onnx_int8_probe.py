@@ -1,7 +1,7 @@
 """Does int8 hold for part of the network? Quantize only the backbone's convolutions of an fp32 artifact.
 
     rvm-export onnx --checkpoint PTH --opset 17 --output rvm_fp32_op17.onnx   # per-channel QDQ needs opset >= 13
-    .venv/bin/python benchmarks/onnx_int8_probe.py --fp32 rvm_fp32_op17.onnx --output backbone_int8.onnx
+    .venv/bin/python benchmarks/experiments/onnx_int8_probe.py --fp32 rvm_fp32_op17.onnx --output backbone_int8.onnx
     .venv/bin/rvm-bench rvm_fp32_op17.onnx backbone_int8.onnx
 
 ONNX Runtime static QDQ quantization (per-channel int8 weights, uint8 activations), calibrated on the
@@ -9,7 +9,7 @@ verifier's real-photograph sequences (``verify/sequence.py``), restricted to the
 convolutions: the decoder's GRUs feed their states back frame after frame and the guided filter divides
 by a variance, the parts least likely to tolerate it. The result is written with the fp32 artifact's
 metadata, labelled precision "int8", so ``rvm-bench``/``rvm-verify`` judge it against the int8 bounds.
-A probe, not an export option: see docs/onnx.md ("Lower precision") for what it measured.
+A probe, not an export option: see docs/onnx.md ("What did not help") for what it measured.
 """
 
 import argparse
