@@ -1,6 +1,8 @@
 """The runtime layer: :func:`open_runner` finds the target of an artifact on disk (the registry in
 ``rvm_export/targets.py`` decides) and imports its runner lazily, so verifying an ONNX file never
-imports TensorFlow. Verification, rvm-bench and convert_video all open artifacts here."""
+imports TensorFlow. Verification, rvm-bench and convert_video all open artifacts here, and every artifact is
+inspected as data first (``inspection.py``): what would run code or reach outside its folder is refused before
+anything of it is loaded."""
 
 import importlib
 from pathlib import Path
@@ -10,6 +12,7 @@ from rvm_export import extras
 from rvm_export.targets import TARGETS, UnknownArtifactError, target_of
 
 from .base import Outputs, Runner, RunnerError
+from .inspection import inspect_artifact
 
 
 def artifact_kind(path: str | Path) -> str:
@@ -43,6 +46,7 @@ def open_runner(path: str | Path, device: Optional[str] = None, backend: Optiona
     module_name, class_name = entry.split(":")
     try:
         extras.require("runner", kind)  # also the modules a runner imports only later
+        inspect_artifact(Path(path), kind)  # nothing of a stranger's file runs before its checks pass
         module = importlib.import_module(module_name)
     except ImportError as exc:
         text = extras.explain("runner", kind, exc)

@@ -1,0 +1,1165 @@
+"""Inspect an artifact before anything of it runs (issue 18, item 2).
+
+:func:`inspect_artifact` reads an artifact's files as data and refuses, with one line that names the file and
+the op or the path, anything an RVM graph written by ``rvm-export`` never contains and that a loader would act
+on: ops that touch files, the console, Python or the network; paths that leave the artifact's folder; custom op
+domains, layers and extensions a runtime would load code for; pickles that name a Python callable. Nothing of the
+artifact executes here:
+
+- protobufs (SavedModel, CoreML, ONNX) are parsed with their generated message classes (``ParseFromString``),
+  ONNX with ``onnx.load(..., load_external_data=False)``;
+- JSON (TF.js model.json, CoreML Manifest.json, the .pt2 program) with :mod:`json`;
+- zip archives (TorchScript, .pt2) are listed with :mod:`zipfile`; their pickles are disassembled with
+  :func:`pickletools.genops`, never unpickled; TorchScript's code is parsed with :func:`ast.parse`, never compiled;
+- the OpenVINO XML with :mod:`xml.etree.ElementTree` after refusing any DTD or entity declaration
+  (``defusedxml`` is not installed here);
+- the LiteRT flatbuffer through the generated reader of its schema (``ai_edge_litert.schema_py_generated``,
+  plain Python over :mod:`flatbuffers`; a size and identifier check alone where it is not installed).
+
+The allowlists below are literal sets, each built from what our own exporters write (how: the comment above
+each). A graph outside them is refused even when the op is harmless: the verifier verifies RVM artifacts, and an
+op no RVM graph uses means the file was not written by ``rvm-export`` from an RVM model.
+
+What each loader guarantees by itself (read in the sources of the installed versions: torch 2.13,
+TensorFlow 2.21, onnxruntime, coremltools 9.0, openvino 2026.4, ai-edge-litert 2.3), and so what is checked
+here because it does not:
+
+- ``torch.jit.load``: the archive's pickles (``data.pkl``, ``constants.pkl``, ``*.debug_pkl``) go through
+  TorchScript's own C++ unpickler, not Python's (torch/csrc/jit/serialization/unpickler.cpp, read in PyTorch's
+  repository: the wheel ships only its header; torch.jit.load calls torch._C.import_ir_module): a GLOBAL resolves
+  only to a fixed set (the tensor rebuilders of ``torch._utils`` and ``torch._tensor``, ``torch.*Storage``,
+  ``collections.OrderedDict``, ``torch.jit._pickle.*``, ``torch.device``, ``builtins.complex``) or to a TorchScript
+  class compiled from the
+  archive's ``code/``; anything else is an error, and no Python is imported or called. But that code is
+  TorchScript, and it runs: ``__setstate__`` while loading, ``forward`` when run, and TorchScript can call any
+  registered operator, ``aten::from_file`` (maps any file, writes through with ``shared=True``) and
+  ``prim::Print`` included. torch's own docstring warns that a malicious archive can run arbitrary code. So the
+  pickles' globals and every operator the code calls are checked against what our export writes.
+- ``torch.export.load`` (torch/export/pt2_archive/_package.py, torch/_export/serde/serialize.py): weights and
+  constants marked ``use_pickle``, and every ``opaque_obj`` constant, are unpickled by Python with
+  ``torch.load(weights_only=False)`` / ``pickle.loads``; the example inputs are ``torch.load``-ed with
+  ``weights_only=True`` but retried with ``weights_only=False`` when that fails; every ``expr_str`` of a symbolic
+  shape is handed to ``sympy.sympify``, which evaluates it as Python; ``ExportedProgram.module()`` ``exec``-s the
+  program's ``guards_code``; an ``aotinductor`` entry is a compiled shared library that it loads and runs; an old
+  (2.7) archive goes through ``torch.load`` with the same fallback. It guarantees none of this away, so all of
+  it is refused or checked: no pickled payload, no AOTInductor, example-input pickles scanned, ``expr_str``
+  limited to the sympy expressions our programs hold, no ``guards_code``, node targets against our export's.
+- ``tf.saved_model.load`` runs no function while loading (TF2 restores the variables with a saver it builds
+  itself, not with the graph's own), but it registers every function of the library, and a signature or
+  restored function may call any of them when run; a SavedModel's graph is arbitrary TensorFlow, file and
+  Python ops included. So every node of the meta graph and of every function is checked. The verifier never
+  loads a SavedModel through Keras (no ``keras.models.load_model``, so no Keras deserialization to put in safe
+  mode); an object graph naming a Keras (or any other) class our export does not write is refused all the same.
+- ONNX Runtime refuses external data outside the model's folder and loads custom op libraries only when the
+  session registers one (ours never does): checked here anyway, with the domains our export writes.
+- coremltools reads a spec as protobuf (``ct.utils.load_spec``); on Linux its MIL loader takes only the base
+  name of a weight file; CoreML on macOS resolves ``@model_path`` itself and instantiates the Objective-C class a
+  custom layer or custom model names. Checked: manifest and weight paths confined, no custom layer or model.
+- OpenVINO loads op extensions only when asked (``Core.add_extension``); an IR naming an op outside the standard
+  opsets fails, but the IR's XML is parsed by its own reader. Checked: layer types and opsets, constants inside
+  the .bin, no DTD.
+- LiteRT runs custom and Flex (TensorFlow-kernel) ops only through resolvers or delegates registered by the
+  caller. Checked: the identifier, no CUSTOM op code, builtin ops against our export's.
+"""
+
+import ast
+import io
+import json
+import os
+import pickletools
+import re
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+from rvm_export.contract.errors import RunnerError
+
+MAX_METADATA_BYTES = 256 << 20  # JSON, XML, pickles and code read whole to be inspected; bigger is refused
+MAX_ZIP_ENTRIES = 100_000
+
+# --- Allowlists ------------------------------------------------------------------------------------------------
+# Each was collected by running this module's own walkers (_saved_model_ops, _tfjs_ops, _coreml_ops,
+# _pickle_globals, _torchscript_code_names, _pt2_program_facts, _openvino_layers, _tflite_ops) over 39 artifacts
+# exported with `rvm-export <target> --seed 0`: mobilenetv3 + deep_guided_filter (the default), mobilenetv3 +
+# fast_guided_filter, resnet50 with both refiners, and each target's precision and format options (fp16, frozen
+# TorchScript, ONNX opset 17 and --static, TF.js uint8/uint16, OpenVINO fp16, CoreML fp32/fp16/int8 in both
+# formats, .pt2 fp16): 6 TorchScript, 7 ONNX, 4 SavedModel, 6 TF.js, 4 OpenVINO, 3 LiteRT, 4 .pt2, 5 CoreML.
+# The union is kept here as literals: an exporter change that adds an op fails tests/runtimes/test_inspection.py
+# until the op is added here on purpose.
+
+# SavedModel: op types of the meta graph's nodes and of every model function (the serving signature, its
+# wrapper and the `serve` endpoint), over the exports above.
+TF_MODEL_OPS = frozenset(
+    {
+        "AddV2", "AssignVariableOp", "AvgPool", "BatchToSpaceND", "BiasAdd", "BroadcastTo", "Cast", "ConcatV2",
+        "Const", "Conv2D", "DepthwiseConv2dNative", "Fill", "Floor", "FloorMod", "GatherV2", "Identity", "MaxPool",
+        "Maximum", "Mean", "Minimum", "Mul", "NoOp", "NotEqual", "Pack", "Pad", "Placeholder", "Range",
+        "ReadVariableOp", "RealDiv", "Relu", "Relu6", "Reshape", "ResizeBilinear", "Rsqrt", "SelectV2", "Shape",
+        "Sigmoid", "SpaceToBatchND", "Split", "StatefulPartitionedCall", "StridedSlice", "Sub", "Sum", "Tanh",
+        "Transpose", "VarHandleOp", "VarIsInitializedOp"
+    }
+)  # fmt: skip
+
+# SavedModel checkpoint functions: `__inference__traced_save_*` and `__inference__traced_restore_*`, the
+# functions the saver_def's save and restore nodes call. Only TF1-style loaders (tf.compat.v1.saved_model.load,
+# TensorFlow Serving) run the restore one, feeding it the variables path; TF2's tf.saved_model.load runs neither
+# (it restores through a TrackableSaver it builds, tensorflow/python/saved_model/load.py:_restore_checkpoint).
+# Their file ops are allowed there and only there, and nothing outside the saver may call them.
+TF_SAVE_OPS = frozenset(
+    {
+        "Const", "DisableCopyOnRead", "Identity", "MergeV2Checkpoints", "NoOp", "Pack", "ReadVariableOp", "SaveV2",
+        "Select", "ShardedFilename", "StaticRegexFullMatch", "StringJoin"
+    }
+)  # fmt: skip
+TF_RESTORE_OPS = frozenset({"AssignVariableOp", "Const", "Identity", "NoOp", "RestoreV2"})
+
+# SavedModel object graph: user_object identifiers our export writes (tf.Module trackables, no Keras object).
+TF_OBJECT_IDENTIFIERS = frozenset({"_generic_user_object", "signature_map", "trackable_list_wrapper"})
+
+# Ops refused by name, with the reason, wherever they appear (also in the saver functions, except the checkpoint
+# ops listed in TF_SAVE_OPS / TF_RESTORE_OPS). Not an allowlist: anything outside TF_MODEL_OPS is refused anyway;
+# these get a message that says what they do. Patterns catch the op families (Write*Summary, *Dataset*, ...).
+TF_SIDE_EFFECT_OPS = frozenset(
+    {
+        "ReadFile", "WriteFile", "MatchingFiles", "PrintV2", "Print", "PyFunc", "EagerPyFunc",
+        "PyFuncStateless", "Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice",
+        "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec", "ImmutableConst", "LoadAndRemapMatrix",
+        "GenerateVocabRemapping", "InitializeTableFromTextFile", "InitializeTableFromTextFileV2", "Skipgram",
+        "CreateSummaryFileWriter", "CreateSummaryDbWriter", "ImportEvent", "FlushSummaryWriter",
+        "CloseSummaryWriter", "SummaryWriter", "DecodeProtoV2", "EncodeProto", "DebugIdentity", "DebugIdentityV2",
+        "DebugIdentityV3", "DebugNanCount", "DebugNumericSummary", "DebugNumericSummaryV2", "Copy", "CopyHost",
+        "Send", "Recv", "_Send", "_Recv", "_HostSend", "_HostRecv", "Rpc", "TryRpc", "RpcCall", "RpcServer",
+        "RpcClient", "RpcServerStart", "RpcServerRegister", "DeleteSessionTensor", "GetSessionHandle",
+        "GetSessionHandleV2", "GetSessionTensor", "XlaLaunch", "_XlaCompile", "_XlaRun", "TPUCompile",
+        "TPUExecute", "TPUPartitionedCall",
+    }
+)  # fmt: skip
+TF_SIDE_EFFECT_PATTERN = re.compile(r"Dataset|Reader|Summary|PyFunc|Rpc|Checkpoint|Iterator|^Write|^Print|^Debug")
+
+# TF.js: op types of modelTopology (and of its library functions, none in ours) over the exports above.
+TFJS_OPS = frozenset(
+    {
+        "AddN", "AddV2", "AvgPool", "BatchToSpaceND", "BiasAdd", "BroadcastTo", "Cast", "ConcatV2", "Const",
+        "Conv2D", "DepthwiseConv2dNative", "Floor", "FloorMod", "GatherV2", "Identity", "MaxPool", "Maximum",
+        "Mean", "Minimum", "Mul", "NotEqual", "Pack", "Pad", "Placeholder", "Range", "RealDiv", "Reciprocal",
+        "Relu", "Relu6", "Reshape", "ResizeBilinear", "SelectV2", "Shape", "Sigmoid", "SpaceToBatchND", "Split",
+        "Square", "StridedSlice", "Sub", "Tanh"
+    }
+)  # fmt: skip
+
+# ONNX: the domains ONNX Runtime implements itself (no custom op library), and the ops of those domains that
+# make it load or run something from outside the graph: EPContext (a precompiled execution-provider binary,
+# possibly in a file beside the model) and the training build's PythonOp (calls back into Python).
+# Our export writes the default domain only: its refiner gate (rvm::SkipRefinerAtOne, onnx_graph.GATE_DOMAIN)
+# is lowered to an If, and its opset import removed, before the file is written.
+ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+ONNX_REFUSED_OPS = frozenset({"EPContext", "PythonOp", "PythonOpGrad"})
+
+# CoreML: ML Program op types and NeuralNetwork layer kinds over the CoreML exports above.
+COREML_MIL_OPS = frozenset(
+    {
+        "add", "avg_pool", "cast", "clip", "concat", "const", "constexpr_affine_dequantize", "conv", "mul",
+        "reduce_mean", "relu", "sigmoid", "sigmoid_hard", "slice_by_index", "split", "sub", "tanh",
+        "thresholded_relu", "upsample_bilinear"
+    }
+)  # fmt: skip
+COREML_NN_LAYERS = frozenset(
+    {
+        "activation", "add", "clip", "concat", "convolution", "loadConstantND", "multiply", "pooling", "reduceMean",
+        "slice", "splitND", "upsample"
+    }
+)  # fmt: skip
+COREML_MODEL_TYPES = frozenset({"neuralNetwork", "mlProgram"})
+
+# TorchScript: the globals of its pickles (data.pkl, constants.pkl, *.debug_pkl), TorchScript classes
+# (`__torch__.*`, compiled from the archive's code/, whose calls are checked below) aside.
+TORCHSCRIPT_GLOBALS = frozenset(
+    {
+        "collections.OrderedDict", "torch.FloatStorage", "torch.HalfStorage", "torch.LongStorage",
+        "torch._utils._rebuild_tensor_v2", "torch.jit._pickle.build_intlist"
+    }
+)  # fmt: skip
+# TorchScript code: every `torch.*` / `ops.*` name the serialized code uses, and the free functions it calls.
+TORCHSCRIPT_NAMES = frozenset(
+    {
+        "ops.prim.RaiseException", "ops.prim.device", "ops.prim.dtype", "torch.__contains__", "torch.__is__",
+        "torch.__isnot__", "torch.__not__", "torch._upsample_bicubic2d_aa", "torch._upsample_bilinear2d_aa",
+        "torch._upsample_lanczos2d_aa", "torch._upsample_nearest_exact1d", "torch._upsample_nearest_exact2d",
+        "torch._upsample_nearest_exact3d", "torch.adaptive_avg_pool1d", "torch.adaptive_avg_pool2d",
+        "torch.adaptive_avg_pool3d", "torch.add", "torch.add_", "torch.append", "torch.avg_pool2d",
+        "torch.batch_norm", "torch.cat", "torch.clamp", "torch.conv2d", "torch.dim", "torch.div", "torch.eq",
+        "torch.expand", "torch.flatten", "torch.floor", "torch.floordiv", "torch.format", "torch.full", "torch.gt",
+        "torch.hardsigmoid", "torch.hardsigmoid_", "torch.hardswish", "torch.hardswish_", "torch.le", "torch.len",
+        "torch.list", "torch.lt", "torch.max_pool2d", "torch.mean", "torch.mul", "torch.ne", "torch.neg",
+        "torch.promote_types", "torch.relu", "torch.relu_", "torch.reshape", "torch.sigmoid", "torch.size",
+        "torch.slice", "torch.split", "torch.stack", "torch.sub", "torch.tanh", "torch.to", "torch.unbind",
+        "torch.upsample_bicubic2d", "torch.upsample_bilinear2d", "torch.upsample_linear1d",
+        "torch.upsample_nearest1d", "torch.upsample_nearest2d", "torch.upsample_nearest3d",
+        "torch.upsample_trilinear3d", "torch.zeros"
+    }
+)  # fmt: skip
+TORCHSCRIPT_BUILTINS = frozenset({"annotate", "float", "getattr", "range", "unchecked_cast", "uninitialized"})
+
+# torch.export: the node targets of the program (and of its subgraphs), the globals of the example inputs'
+# pickle (torch.save of tensors), and the names in its sympy expressions.
+PT2_TARGETS = frozenset(
+    {
+        "_operator.add", "_operator.floordiv", "_operator.ge", "_operator.le", "_operator.mul", "_operator.sub",
+        "torch.ops.aten._assert_scalar.default", "torch.ops.aten._assert_tensor_metadata.default",
+        "torch.ops.aten.adaptive_avg_pool2d.default", "torch.ops.aten.add.Tensor", "torch.ops.aten.arange.default",
+        "torch.ops.aten.avg_pool2d.default", "torch.ops.aten.batch_norm.default", "torch.ops.aten.cat.default",
+        "torch.ops.aten.clamp.default", "torch.ops.aten.conv2d.default", "torch.ops.aten.div.Tensor",
+        "torch.ops.aten.eq.Scalar", "torch.ops.aten.floor.default", "torch.ops.aten.full.default",
+        "torch.ops.aten.hardsigmoid.default", "torch.ops.aten.hardswish.default",
+        "torch.ops.aten.index_select.default", "torch.ops.aten.item.default", "torch.ops.aten.max_pool2d.default",
+        "torch.ops.aten.mean.dim", "torch.ops.aten.mul.Tensor", "torch.ops.aten.narrow.default",
+        "torch.ops.aten.ones_like.default", "torch.ops.aten.pad.default", "torch.ops.aten.promote_types.default",
+        "torch.ops.aten.reciprocal.default", "torch.ops.aten.relu.default", "torch.ops.aten.relu_.default",
+        "torch.ops.aten.reshape.default", "torch.ops.aten.rsub.Scalar", "torch.ops.aten.sigmoid.default",
+        "torch.ops.aten.slice.Tensor", "torch.ops.aten.split.Tensor", "torch.ops.aten.split_with_sizes.default",
+        "torch.ops.aten.sub.Tensor", "torch.ops.aten.sym_size.int", "torch.ops.aten.tanh.default",
+        "torch.ops.aten.to.dtype", "torch.ops.aten.to.dtype_layout", "torch.ops.aten.upsample_bilinear2d.vec",
+        "torch.ops.aten.upsample_nearest2d.vec", "torch.ops.aten.upsample_nearest3d.vec",
+        "torch.ops.aten.view.default", "torch.ops.aten.where.self"
+    }
+)  # fmt: skip
+PT2_PICKLE_GLOBALS = frozenset(
+    {
+        "collections.OrderedDict", "torch.FloatStorage", "torch.HalfStorage", "torch._utils._rebuild_tensor_v2"
+    }
+)  # fmt: skip
+PT2_SYMPY_NAMES = frozenset(
+    {
+        "Add", "FloorDiv", "GreaterThan", "Integer", "LessThan", "Max", "Mul", "Symbol", "True", "integer",
+        "positive"
+    }
+)  # fmt: skip
+
+# OpenVINO: layer types over the OpenVINO exports above (converted from our ONNX); each must come from a
+# standard opset (`opsetN`): an extension's ops carry their own opset name and need its library loaded.
+OPENVINO_TYPES = frozenset(
+    {
+        "Add", "AvgPool", "Broadcast", "Clamp", "Concat", "Const", "Convert", "Convolution", "Divide", "Equal",
+        "Gather", "GroupConvolution", "HardSigmoid", "If", "Interpolate", "MaxPool", "Multiply", "Pad", "Parameter",
+        "ReLU", "ReduceMean", "ReduceSum", "Result", "Select", "ShapeOf", "Sigmoid", "Slice", "Subtract", "Tanh",
+        "VariadicSplit"
+    }
+)  # fmt: skip
+
+# LiteRT: builtin operator names over the LiteRT exports above.
+TFLITE_OPS = frozenset(
+    {
+        "ADD", "AVERAGE_POOL_2D", "BATCH_TO_SPACE_ND", "BROADCAST_TO", "CAST", "CONCATENATION", "CONV_2D",
+        "DEPTHWISE_CONV_2D", "DIV", "FLOOR", "FLOOR_MOD", "GATHER", "HARD_SWISH", "LOGISTIC", "MAX_POOL_2D", "MEAN",
+        "MINIMUM", "MUL", "NOT_EQUAL", "PACK", "PAD", "RANGE", "RELU", "RESHAPE", "RESIZE_BILINEAR", "SELECT_V2",
+        "SHAPE", "SPACE_TO_BATCH_ND", "SPLIT", "STRIDED_SLICE", "SUB", "TANH"
+    }
+)  # fmt: skip
+
+
+# --- Messages and paths ----------------------------------------------------------------------------------------
+
+
+def _show(value: object, limit: int = 160) -> str:
+    """A name read from the artifact, quoted and on one line whatever it holds."""
+    text = repr(str(value))
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _refuse(file: Path, what: str) -> RunnerError:
+    line = f"refusing to run {file}: {what}"
+    return RunnerError(line.replace("\n", " ").replace("\r", " "))
+
+
+def _inside(root: Path, target: Path) -> bool:
+    """``target`` (already resolved) is ``root`` (already resolved) or below it."""
+    return target == root or root in target.parents
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _check_folder(folder: Path, file: Path) -> Path:
+    """Every entry below ``folder``: a symlink must resolve inside it, and nothing may be a device, FIFO or
+    socket (a loader reading one would block or read the device). Returns the resolved folder."""
+    root = _real(folder)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            entry = Path(dirpath) / name
+            shown = entry.relative_to(root)
+            try:
+                mode = entry.lstat().st_mode
+            except OSError as exc:
+                raise _refuse(file, f"cannot read {_show(shown)} ({exc.strerror})")
+            if stat.S_ISLNK(mode):
+                target = _real(entry)
+                if not _inside(root, target):
+                    raise _refuse(file, f"{_show(shown)} is a symlink to {target}, outside the artifact's folder")
+                if not target.exists():
+                    raise _refuse(file, f"{_show(shown)} is a dangling symlink")
+                mode = target.stat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise _refuse(file, f"{_show(shown)} is not a regular file or folder")
+    return root
+
+
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _confined(root: Path, name: object, file: Path, what: str, plain: bool = False) -> Path:
+    """``name``, a relative path read from the artifact, resolved under ``root``: refused when it is absolute,
+    has a URL scheme or a ``..`` part, or resolves (through symlinks) outside ``root``. ``plain``: also only
+    letters, digits and ``._-`` in each part (a path a browser fetches as a URL, where %2e%2e is ``..``)."""
+    if not isinstance(name, str) or not name:
+        raise _refuse(file, f"{what} {_show(name)} is not a relative path")
+    parts = name.replace("\\", "/").split("/")
+    if (
+        "\0" in name
+        or name.startswith(("/", "\\"))
+        or _URL_SCHEME.match(name)
+        or ".." in parts
+        or (plain and not all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", p) for p in parts))
+    ):
+        raise _refuse(file, f"{what} {_show(name)} is not a plain path inside the artifact's folder")
+    resolved = _real(root / name)
+    if not _inside(_real(root), resolved):
+        raise _refuse(file, f"{what} {_show(name)} resolves to {resolved}, outside the artifact's folder")
+    return resolved
+
+
+def _read_limited(path: Path, file: Path, limit: int = MAX_METADATA_BYTES) -> bytes:
+    try:
+        if path.stat().st_size > limit:
+            raise _refuse(file, f"{path.name} is larger than {limit >> 20} MiB, more than any RVM artifact holds")
+        return path.read_bytes()
+    except OSError as exc:
+        raise _refuse(file, f"cannot read {path} ({exc.strerror})")
+
+
+def _regular_file(path: Path, file: Path) -> None:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise _refuse(file, f"{path} is not a regular file")
+    except OSError as exc:
+        raise _refuse(file, f"cannot read {path} ({exc.strerror})")
+
+
+def _load_json(data: bytes, file: Path, name: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise _refuse(file, f"{name} is not readable JSON ({exc.__class__.__name__})")
+
+
+# --- Pickles -----------------------------------------------------------------------------------------------------
+
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+_NO_PUSH_OPS = {"MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "PROTO", "FRAME"}  # leave the stack as it is
+
+
+def _pickle_globals(data: bytes) -> Iterator[str]:
+    """Every ``module.name`` a pickle would import (GLOBAL, STACK_GLOBAL, INST), read from its opcodes without
+    unpickling it. A STACK_GLOBAL whose two names are not plain strings pushed just before (or fetched from the
+    memo) yields ``<unreadable STACK_GLOBAL>``; extension codes (EXT1/2/4, looked up in copyreg's registry) yield
+    ``<EXT>``; both are refused by any allowlist."""
+    memo: Dict[int, Optional[str]] = {}
+    recent: List[Optional[str]] = [None, None]  # the last two values pushed, when strings
+    for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+        name = opcode.name
+        if name in ("GLOBAL", "INST"):
+            module, _, attr = str(arg).partition(" ")
+            yield f"{module}.{attr}"
+        elif name == "STACK_GLOBAL":
+            module, attr = recent
+            yield f"{module}.{attr}" if module is not None and attr is not None else "<unreadable STACK_GLOBAL>"
+        elif name.startswith("EXT"):
+            yield "<EXT>"
+        if name in _STRING_OPS:
+            value: Optional[str] = arg if isinstance(arg, str) else arg.decode("latin-1")
+            recent = [recent[1], value]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = recent[1]
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = recent[1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            recent = [recent[1], memo.get(int(arg))]
+        elif name == "MARK":  # the unpickler starts a new, empty stack
+            recent = [None, None]
+        elif name not in _NO_PUSH_OPS:
+            recent = [recent[1], None]
+
+
+def _check_pickle(data: bytes, file: Path, entry: str, allowed: Callable[[str], bool], loader: str) -> None:
+    try:
+        found = list(_pickle_globals(data))
+    except Exception as exc:  # pickletools raises ValueError and others on a damaged stream
+        raise _refuse(file, f"{_show(entry)} is not a readable pickle ({exc.__class__.__name__}: {exc})")
+    for name in found:
+        if not allowed(name):
+            raise _refuse(file, f"{_show(entry)} references {_show(name)}, which {loader} would import and call")
+
+
+# --- Zip archives (TorchScript, .pt2) ----------------------------------------------------------------------------
+
+
+def _zip_entries(path: Path, file: Path, data: Optional[bytes] = None) -> Tuple[zipfile.ZipFile, List[str]]:
+    """The archive and its entry names: refused when it is not a zip, or an entry is absolute, has a ``..``
+    part or a backslash, or appears twice (the C++ reader and Python's would then read different entries)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data) if data is not None else path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _refuse(file, f"{path.name if data is None else 'an entry'} is not a zip archive ({exc})")
+    names = [info.filename for info in archive.infolist()]
+    if len(names) > MAX_ZIP_ENTRIES:
+        raise _refuse(file, f"the archive has {len(names)} entries, more than any RVM artifact")
+    seen: Set[str] = set()
+    for name in names:
+        parts = name.split("/")
+        if name.startswith("/") or "\\" in name or "\0" in name or ".." in parts or re.match(r"^[A-Za-z]:", name):
+            raise _refuse(file, f"archive entry {_show(name)} is not a relative path inside the archive")
+        if name in seen:
+            raise _refuse(file, f"archive entry {_show(name)} appears twice")
+        seen.add(name)
+    return archive, names
+
+
+def _read_entry(archive: zipfile.ZipFile, name: str, file: Path) -> bytes:
+    info = archive.getinfo(name)
+    if info.file_size > MAX_METADATA_BYTES:
+        raise _refuse(file, f"archive entry {_show(name)} is larger than {MAX_METADATA_BYTES >> 20} MiB")
+    try:
+        return archive.read(name)
+    except Exception as exc:  # zlib, CRC, encryption errors
+        raise _refuse(file, f"archive entry {_show(name)} cannot be read ({exc.__class__.__name__})")
+
+
+def _strip_prefix(names: List[str], file: Path) -> Tuple[str, Dict[str, str]]:
+    """torch's archives keep every entry under one top folder (its name is free): {entry without it: entry}."""
+    tops = {n.split("/", 1)[0] for n in names}
+    if len(tops) != 1 or any("/" not in n for n in names):
+        raise _refuse(file, f"the archive's entries are not under one top folder ({', '.join(sorted(tops)[:3])})")
+    prefix = tops.pop() + "/"
+    return prefix, {n[len(prefix) :]: n for n in names}
+
+
+# --- TorchScript -------------------------------------------------------------------------------------------------
+
+
+def _torchscript_global_allowed(name: str) -> bool:
+    return name in TORCHSCRIPT_GLOBALS or (name.startswith("__torch__.") and "<" not in name)
+
+
+def _dotted(node: ast.AST) -> Optional[str]:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _torchscript_code_names(source: str) -> Tuple[Set[str], Set[str]]:
+    """The ``torch.*`` / ``ops.*`` names a TorchScript source file uses, and the free names it calls (not its
+    functions' arguments or local variables): what the allowlists are checked against. Parsed, never compiled."""
+    tree = ast.parse(source)
+    names: Set[str] = set()
+    calls: Set[str] = set()
+    inner: Set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            inner.add(id(node.value))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Attribute, ast.Name)) and id(node) not in inner:
+            dotted = _dotted(node)
+            if dotted and dotted.split(".")[0] in ("torch", "ops"):
+                names.add(dotted)
+    # Free calls: per function, a name that is none of its arguments and locals, nor a function or class of the
+    # file (TorchScript's importer takes nothing else from a module's top level but `op_version_set`).
+    base = {"self", "torch", "ops", "CONSTANTS", "__torch__"}
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    module_level = {n.name for n in tree.body if isinstance(n, defs)}
+    outside = [stmt for stmt in tree.body if not isinstance(stmt, defs)]  # module and class bodies
+    outside += [stmt for c in tree.body if isinstance(c, ast.ClassDef) for stmt in c.body if not isinstance(stmt, defs)]
+    scopes: List[Tuple[ast.AST, Set[str]]] = [(stmt, base | module_level) for stmt in outside]
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            local = set(base | module_level)
+            for inner_node in ast.walk(node):
+                if isinstance(inner_node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    a = inner_node.args
+                    local.update(x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x)
+                elif isinstance(inner_node, ast.Name) and isinstance(inner_node.ctx, (ast.Store, ast.Del)):
+                    local.add(inner_node.id)
+            scopes.append((node, local))
+    for scope, local in scopes:
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in local:
+                calls.add(node.func.id)
+    return names, calls
+
+
+def _check_torchscript_code(source: bytes, file: Path, entry: str) -> None:
+    try:
+        names, calls = _torchscript_code_names(source.decode("utf-8"))
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        raise _refuse(file, f"{_show(entry)} is not TorchScript source ({exc.__class__.__name__})")
+    for name in sorted(names):
+        if name not in TORCHSCRIPT_NAMES:
+            raise _refuse(file, f"{_show(entry)} calls {_show(name)}, which is not one an RVM graph uses")
+    for name in sorted(calls):
+        if name not in TORCHSCRIPT_BUILTINS:
+            raise _refuse(file, f"{_show(entry)} calls {_show(name)}, which is not one an RVM graph uses")
+
+
+def _inspect_torchscript(path: Path) -> None:
+    _regular_file(path, path)
+    archive, names = _zip_entries(path, path)
+    _, entries = _strip_prefix(names, path)
+    with archive:
+        for rel, name in entries.items():
+            if rel.endswith("pkl"):  # data.pkl, constants.pkl, code/**.debug_pkl (bytecode.pkl: mobile)
+                data = _read_entry(archive, name, path)
+                _check_pickle(data, path, name, _torchscript_global_allowed, "torch.jit.load")
+            elif rel.startswith("code/") and rel.endswith(".py"):
+                _check_torchscript_code(_read_entry(archive, name, path), path, name)
+
+
+# --- torch.export (.pt2) -----------------------------------------------------------------------------------------
+
+_SYMPY_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<symbol>'[A-Za-z]+[0-9]+')|(?P<number>[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)|(?P<punct>[(),=+\-*/<>]))")  # fmt: skip
+
+
+def _sympy_names(expr: str) -> Optional[Set[str]]:
+    """The identifiers of a ``expr_str`` (sympy's repr of a shape expression: calls, quoted symbol names,
+    numbers, keyword arguments), or None when it holds anything else (a string, an attribute, a subscript)."""
+    names: Set[str] = set()
+    position = 0
+    while position < len(expr):
+        match = _SYMPY_TOKEN.match(expr, position)
+        if match is None or match.end() == position:
+            return None if expr[position:].strip() else names
+        if match.group("name"):
+            names.add(match.group("name"))
+        position = match.end()
+    return names
+
+
+def _walk_json(value: Any, key: str = "") -> Iterator[Tuple[str, Any, Any]]:
+    """(key, value, parent) for every value below ``value``, depth first, without recursion."""
+    stack: List[Tuple[str, Any, Any]] = [(key, value, None)]
+    while stack:
+        key, value, parent = stack.pop()
+        yield key, value, parent
+        if isinstance(value, dict):
+            stack.extend((str(k), v, value) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((key, v, value) for v in value)
+
+
+def _pt2_program_facts(program: Any) -> Tuple[Set[str], Set[str], List[str]]:
+    """A .pt2 program's node targets (every graph, subgraphs included), the names in its expr_str expressions
+    (``<unsafe>`` for an expression that is not one), and its guards_code."""
+    targets: Set[str] = set()
+    sympy: Set[str] = set()
+    for key, value, parent in _walk_json(program):
+        if key == "target" and isinstance(parent, dict) and "inputs" in parent and isinstance(value, str):
+            targets.add(value)
+        elif key == "expr_str":
+            names = _sympy_names(value) if isinstance(value, str) else None
+            sympy.update(names if names is not None else {f"<unsafe: {value}>"})
+    guards = program.get("guards_code", []) if isinstance(program, dict) else []
+    return targets, sympy, list(guards) if isinstance(guards, list) else [str(guards)]
+
+
+def _pt2_pickle_allowed(name: str) -> bool:
+    return name in PT2_PICKLE_GLOBALS
+
+
+def _check_pt2_payloads(config: Any, file: Path, entry: str, files: Set[str], folder: str) -> None:
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise _refuse(file, f"{_show(entry)} is not a torch.export payload config")
+    for fqn, meta in config["config"].items():
+        if not isinstance(meta, dict):
+            raise _refuse(file, f"{_show(entry)}: payload {_show(fqn)} is not described")
+        name = meta.get("path_name")
+        if meta.get("use_pickle"):
+            raise _refuse(
+                file, f"{_show(fqn)} is stored as a pickle, which torch.export.load unpickles with weights_only=False"
+            )
+        if folder == "data/constants/" and not str(name).startswith("tensor_"):
+            raise _refuse(file, f"constant {_show(fqn)} ({_show(name)}) is an object torch.export.load unpickles")
+        if not isinstance(name, str) or "/" in name or name in ("", ".", "..") or folder + name not in files:
+            raise _refuse(file, f"{_show(entry)}: payload path {_show(name)} is not an entry of the archive")
+
+
+def _inspect_pt2(path: Path) -> None:
+    _regular_file(path, path)
+    archive, names = _zip_entries(path, path)
+    _, entries = _strip_prefix(names, path)
+    files = set(entries)
+    with archive:
+        if not any(rel.startswith("models/") and rel.endswith(".json") for rel in files):
+            raise _refuse(path, "it is not a torch.export archive of the current format (no models/*.json); an old "
+                          "archive is loaded through torch.load(weights_only=False)")  # fmt: skip
+        for rel, name in sorted(entries.items()):
+            suffix = rel.rsplit(".", 1)[-1] if "." in rel.rsplit("/", 1)[-1] else ""
+            if rel.startswith("data/aotinductor/") or suffix in ("so", "dll", "dylib", "cpp", "pyd"):
+                raise _refuse(path, f"{_show(name)} is compiled code (AOTInductor) that torch.export.load would run")
+            if rel.startswith(("data/weights/", "data/constants/")) and rel.endswith("_config.json"):
+                folder = rel.rsplit("/", 1)[0] + "/"
+                config = _load_json(_read_entry(archive, name, path), path, name)
+                _check_pt2_payloads(config, path, name, files, folder)
+            elif rel.startswith(("data/weights/", "data/constants/")) and rel.endswith(".pt"):
+                raise _refuse(path, f"{_show(name)} is a legacy pickled payload torch.export.load would unpickle")
+            elif rel.startswith("data/sample_inputs/") or suffix in ("pt", "pkl", "pth"):
+                _check_pt2_pickled(_read_entry(archive, name, path), path, name)
+            elif rel.startswith("models/") and rel.endswith(".json"):
+                _check_pt2_program(_load_json(_read_entry(archive, name, path), path, name), path, name)
+
+
+def _check_pt2_pickled(data: bytes, file: Path, entry: str) -> None:
+    """A torch.save file inside the archive (the example inputs): a zip whose pickles are scanned, or a pickle."""
+    if data[:4] == b"PK\x03\x04":
+        inner, names = _zip_entries(file, file, data)
+        with inner:
+            for name in names:
+                if name.endswith(".pkl"):
+                    data_pkl = _read_entry(inner, name, file)
+                    _check_pickle(data_pkl, file, f"{entry}/{name}", _pt2_pickle_allowed, "torch.export.load")
+    else:
+        _check_pickle(data, file, entry, _pt2_pickle_allowed, "torch.export.load")
+
+
+def _check_pt2_program(program: Any, file: Path, entry: str) -> None:
+    targets, sympy, guards = _pt2_program_facts(program)
+    if guards:
+        raise _refuse(file, f"{_show(entry)} carries guards_code {_show(guards[0])}, Python that "
+                      "ExportedProgram.module() executes")  # fmt: skip
+    for name in sorted(sympy):
+        if name not in PT2_SYMPY_NAMES:
+            raise _refuse(file, f"{_show(entry)} has a shape expression with {_show(name)}, which sympy would "
+                          "evaluate as Python")  # fmt: skip
+    for target in sorted(targets):
+        if target not in PT2_TARGETS:
+            raise _refuse(file, f"{_show(entry)} calls {_show(target)}, which is not one an RVM graph uses")
+
+
+# --- TensorFlow SavedModel ---------------------------------------------------------------------------------------
+
+
+def _tf_callees(nodes: Iterable[Any], functions: Dict[str, Any]) -> Set[str]:
+    """Functions a list of NodeDefs calls: an op that is a library function, and every func / list(func) attr."""
+    found: Set[str] = set()
+    for node in nodes:
+        if node.op in functions:
+            found.add(node.op)
+        for attr in node.attr.values():
+            if attr.HasField("func"):
+                found.add(attr.func.name)
+            found.update(f.name for f in attr.list.func)
+    return found
+
+
+def _tf_reach(start: Iterable[str], functions: Dict[str, Any]) -> Set[str]:
+    seen: Set[str] = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in functions:
+            continue
+        seen.add(name)
+        todo.extend(_tf_callees(functions[name].node_def, functions))
+    return seen
+
+
+def _saved_model_roles(meta_graph: Any) -> Tuple[Dict[str, Any], Set[str], Set[str]]:
+    """A meta graph's library functions by name, and the save and restore functions of its saver_def (the
+    functions its save/restore nodes call, with theirs)."""
+    graph = meta_graph.graph_def
+    functions = {f.signature.name: f for f in graph.library.function}
+    by_name = {node.name: node for node in graph.node}
+    saver = meta_graph.saver_def
+
+    def called_by(tensor_name: str) -> Set[str]:
+        node = by_name.get(tensor_name.split(":")[0].lstrip("^")) if tensor_name else None
+        return _tf_reach(_tf_callees([node], functions), functions) if node is not None else set()
+
+    return functions, called_by(saver.save_tensor_name), called_by(saver.restore_op_name)
+
+
+def _saved_model_ops(meta_graph: Any) -> Tuple[Set[str], Set[str], Set[str]]:
+    """The op types of a meta graph's model part (main graph and model functions), of its save functions and
+    of its restore functions: what the allowlists are built from."""
+    functions, save, restore = _saved_model_roles(meta_graph)
+    model = {n.op for n in meta_graph.graph_def.node}
+    save_ops: Set[str] = set()
+    restore_ops: Set[str] = set()
+    for name, function in functions.items():
+        ops = {n.op for n in function.node_def if n.op not in functions}
+        (save_ops if name in save else restore_ops if name in restore else model).update(ops)
+    return model - set(functions), save_ops, restore_ops
+
+
+def _tf_op_problem(op: str, allowed: frozenset) -> Optional[str]:
+    if op in allowed:
+        return None
+    if op in TF_SIDE_EFFECT_OPS or TF_SIDE_EFFECT_PATTERN.search(op):
+        return f"op {_show(op)} reads or writes files, prints, calls Python or talks to other processes"
+    return f"op {_show(op)} is not one an RVM graph uses"
+
+
+def _inspect_meta_graph(meta_graph: Any, file: Path, folder: Path) -> None:
+    functions, save, restore = _saved_model_roles(meta_graph)
+    graph = meta_graph.graph_def
+    saver = meta_graph.saver_def
+    saver_nodes = {t.split(":")[0].lstrip("^") for t in (saver.save_tensor_name, saver.restore_op_name) if t}
+    both = save & restore
+    if both:
+        raise _refuse(file, f"function {_show(sorted(both)[0])} is both the checkpoint save and restore function")
+    # The model part: every main-graph node but the saver's two, and every function not the saver's.
+    for node in graph.node:
+        if node.op in functions:
+            continue
+        problem = _tf_op_problem(node.op, TF_MODEL_OPS)
+        if problem:
+            raise _refuse(file, f"{problem} (node {_show(node.name)} of the main graph)")
+    # What the model runs: every other main-graph node (a signature's outputs among them, even when the saver_def
+    # names the same node), and every function the object graph restores.
+    signature_nodes = {
+        t.name.split(":")[0].lstrip("^")
+        for signature in meta_graph.signature_def.values()
+        for t in [*signature.inputs.values(), *signature.outputs.values()]
+    }
+    model_roots = _tf_callees(
+        [n for n in graph.node if n.name not in saver_nodes or n.name in signature_nodes], functions
+    )
+    for node in meta_graph.object_graph_def.nodes:
+        kind = node.WhichOneof("kind")
+        if kind == "function":
+            model_roots.update(node.function.concrete_functions)
+        elif kind == "bare_concrete_function":
+            model_roots.add(node.bare_concrete_function.concrete_function_name)
+        elif kind == "user_object" and node.user_object.identifier not in TF_OBJECT_IDENTIFIERS:
+            raise _refuse(file, f"its object graph holds a {_show(node.user_object.identifier)} object, which "
+                          "an RVM SavedModel does not")  # fmt: skip
+        if node.registered_saver:
+            raise _refuse(file, f"it restores through the registered saver {_show(node.registered_saver)}")
+    model_roots.update(meta_graph.object_graph_def.concrete_functions.keys())
+    called = _tf_reach(model_roots, functions) & (save | restore)
+    if called:
+        raise _refuse(file, f"function {_show(sorted(called)[0])}, a checkpoint function, is called by the model")
+    for name, function in functions.items():
+        allowed = TF_SAVE_OPS if name in save else TF_RESTORE_OPS if name in restore else TF_MODEL_OPS
+        for node in function.node_def:
+            if node.op in functions:
+                continue
+            problem = _tf_op_problem(node.op, allowed)
+            if problem:
+                raise _refuse(file, f"{problem} (in function {_show(name)})")
+        if name in restore:  # RestoreV2 reads the checkpoint the loader names: the function's first argument
+            first = function.signature.input_arg[0].name if function.signature.input_arg else None
+            for node in function.node_def:
+                if node.op == "RestoreV2" and (not node.input or node.input[0] != first):
+                    raise _refuse(file, f"{_show(node.name)} in {_show(name)} restores from "
+                                  f"{_show(node.input[0] if node.input else '')}, not the loader's variables path")  # fmt: skip
+    assets = folder / "assets"
+    for asset in meta_graph.asset_file_def:
+        _confined(assets, asset.filename, file, "asset")
+    for key, collection in meta_graph.collection_def.items():
+        for value in collection.any_list.value:
+            if value.type_url.endswith("tensorflow.AssetFileDef"):
+                from tensorflow.core.protobuf import meta_graph_pb2
+
+                asset = meta_graph_pb2.AssetFileDef()
+                asset.ParseFromString(value.value)
+                _confined(assets, asset.filename, file, f"asset (collection {_show(key)})")
+
+
+def _read_saved_model(folder: Path, file: Path) -> Any:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    pb, pbtxt = folder / "saved_model.pb", folder / "saved_model.pbtxt"
+    try:
+        if pb.exists():
+            saved.ParseFromString(_read_limited(pb, file, 2 << 30))
+        elif pbtxt.exists():
+            from google.protobuf import text_format
+
+            text_format.Parse(_read_limited(pbtxt, file).decode("utf-8"), saved)
+        else:
+            raise _refuse(file, "it has no saved_model.pb")
+    except RunnerError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError, text_format.ParseError, UnicodeDecodeError
+        raise _refuse(file, f"its saved_model.pb is not a readable SavedModel ({exc.__class__.__name__})")
+    return saved
+
+
+def _inspect_tensorflow(path: Path) -> None:
+    if not path.is_dir():
+        raise _refuse(path, "a SavedModel is a folder")
+    folder = _check_folder(path, path)
+    for meta_graph in _read_saved_model(folder, path).meta_graphs:
+        _inspect_meta_graph(meta_graph, path, folder)
+
+
+# --- TF.js ---------------------------------------------------------------------------------------------------------
+
+
+def _tfjs_ops(model: Dict[str, Any]) -> Set[str]:
+    """The op types of a model.json's graph, its library functions and its initializer graph."""
+    ops: Set[str] = set()
+    for part in ("modelTopology", "modelInitializer"):
+        graph = model.get(part)
+        if not isinstance(graph, dict):
+            continue
+        nodes = list(graph.get("node") or [])
+        library = graph.get("library")
+        functions = (library.get("function") or []) if isinstance(library, dict) else []
+        for function in functions:
+            nodes.extend((function.get("nodeDef") or []) if isinstance(function, dict) else ["<not a function>"])
+        ops.update(str(node.get("op")) if isinstance(node, dict) else "<not a node>" for node in nodes)
+    return ops
+
+
+def _inspect_tfjs(path: Path) -> None:
+    folder = path.parent if path.name == "model.json" else path
+    model_json = folder / "model.json"
+    root = _check_folder(folder, path)
+    _confined(root, "model.json", path, "model.json")
+    _regular_file(model_json, path)
+    model = _load_json(_read_limited(model_json, path), path, "model.json")
+    if not isinstance(model, dict) or not isinstance(model.get("modelTopology"), dict):
+        raise _refuse(path, "model.json is not a TF.js graph model")
+    manifest = model.get("weightsManifest", [])
+    if not isinstance(manifest, list):
+        raise _refuse(path, "model.json's weightsManifest is not a list")
+    for group in manifest:
+        paths = group.get("paths", []) if isinstance(group, dict) else None
+        if not isinstance(paths, list):
+            raise _refuse(path, "a weightsManifest group has no list of paths")
+        for name in paths:
+            _confined(root, name, path, "weights path", plain=True)
+    for op in sorted(_tfjs_ops(model)):
+        if op not in TFJS_OPS:
+            raise _refuse(path, f"op {_show(op)} is not one an RVM graph uses")
+
+
+# --- ONNX --------------------------------------------------------------------------------------------------------
+
+
+def _onnx_graphs(model: Any) -> Iterator[Any]:
+    """The main graph, every subgraph of an If/Loop/Scan attribute, and training-info graphs."""
+    import onnx
+
+    stack = [model.graph]
+    for info in model.training_info:
+        stack.extend([info.initialization, info.algorithm])
+    while stack:
+        graph = stack.pop()
+        yield graph
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    stack.append(attr.g)
+                stack.extend(attr.graphs)
+
+
+def _onnx_tensors(graph: Any) -> Iterator[Any]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield from (attr.sparse_tensor.values, attr.sparse_tensor.indices)
+            for sparse in attr.sparse_tensors:
+                yield from (sparse.values, sparse.indices)
+
+
+def _inspect_onnx(path: Path) -> None:
+    import onnx
+
+    _regular_file(path, path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends: a damaged file
+        raise _refuse(path, f"it is not a readable ONNX model ({exc.__class__.__name__})")
+    folder = path.parent
+    for opset in model.opset_import:
+        if opset.domain not in ONNX_DOMAINS:
+            raise _refuse(path, f"it imports the custom op domain {_show(opset.domain)}, which ONNX Runtime "
+                          "implements only through a custom op library")  # fmt: skip
+    if model.functions:
+        function = model.functions[0]
+        raise _refuse(path, f"it defines the function {_show(function.domain + '::' + function.name)}; an RVM "
+                      "graph defines none")  # fmt: skip
+    for graph in _onnx_graphs(model):
+        for node in graph.node:
+            op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+            if node.domain not in ONNX_DOMAINS:
+                raise _refuse(path, f"node {_show(node.name)} is {_show(op)}, a custom op ONNX Runtime runs only "
+                              "from a custom op library")  # fmt: skip
+            if node.op_type in ONNX_REFUSED_OPS:
+                raise _refuse(path, f"node {_show(node.name)} is {_show(op)}, which loads or runs code from "
+                              "outside the graph")  # fmt: skip
+        for tensor in _onnx_tensors(graph):
+            if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            entries = {e.key: e.value for e in tensor.external_data}
+            _confined(folder, entries.get("location"), path, f"external data of {_show(tensor.name)} at")
+
+
+# --- CoreML ------------------------------------------------------------------------------------------------------
+
+
+def _coreml_models(spec: Any) -> Iterator[Any]:
+    """The model and every model of its pipelines."""
+    stack = [spec]
+    while stack:
+        model = stack.pop()
+        yield model
+        kind = model.WhichOneof("Type")
+        if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
+            stack.extend(getattr(model, kind).pipeline.models if kind != "pipeline" else model.pipeline.models)
+
+
+def _coreml_ops(spec: Any) -> Tuple[Set[str], Set[str], Set[str]]:
+    """An ML Program's op types (nested blocks included), a NeuralNetwork's layer kinds, and the ML Program's
+    weight file names (its blobFileValue fileNames)."""
+    ops: Set[str] = set()
+    layers: Set[str] = set()
+    blobs: Set[str] = set()
+    for model in _coreml_models(spec):
+        kind = model.WhichOneof("Type")
+        if kind == "mlProgram":
+            blocks = [b for f in model.mlProgram.functions.values() for b in f.block_specializations.values()]
+            while blocks:
+                block = blocks.pop()
+                for op in block.operations:
+                    ops.add(op.type)
+                    blocks.extend(op.blocks)
+                    values = list(op.attributes.values()) + [
+                        a.value for arg in op.inputs.values() for a in arg.arguments if a.HasField("value")
+                    ]
+                    blobs.update(v.blobFileValue.fileName for v in values if v.WhichOneof("value") == "blobFileValue")
+        elif kind and kind.startswith("neuralNetwork"):
+            layers.update(layer.WhichOneof("layer") for layer in getattr(model, kind).layers)
+    return ops, layers, blobs
+
+
+def _read_coreml_spec(model_file: Path, file: Path) -> Any:
+    from coremltools.proto import Model_pb2
+
+    spec = Model_pb2.Model()
+    try:
+        spec.ParseFromString(_read_limited(model_file, file, 2 << 30))
+    except RunnerError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError
+        raise _refuse(file, f"{model_file.name} is not a readable CoreML spec ({exc.__class__.__name__})")
+    return spec
+
+
+def _inspect_coreml_spec(spec: Any, file: Path, model_dir: Optional[Path], package: Optional[Path]) -> None:
+    for model in _coreml_models(spec):
+        kind = model.WhichOneof("Type")
+        if kind == "neuralNetwork":
+            for layer in model.neuralNetwork.layers:
+                if layer.WhichOneof("layer") == "custom":
+                    raise _refuse(file, f"layer {_show(layer.name)} is a custom layer (class "
+                                  f"{_show(layer.custom.className)}) CoreML would load code for")  # fmt: skip
+        elif kind == "customModel":
+            raise _refuse(file, f"it is a custom model (class {_show(model.customModel.className)}) CoreML would "
+                          "load code for")  # fmt: skip
+        elif kind not in COREML_MODEL_TYPES:
+            raise _refuse(file, f"it holds a {_show(kind)} model, not a neural network or ML Program")
+    ops, layers, blobs = _coreml_ops(spec)
+    for op in sorted(ops):
+        if op not in COREML_MIL_OPS:
+            raise _refuse(file, f"ML Program op {_show(op)} is not one an RVM graph uses")
+    for layer in sorted(layers):
+        if layer not in COREML_NN_LAYERS:
+            raise _refuse(file, f"layer kind {_show(layer)} is not one an RVM graph uses")
+    for blob in sorted(blobs):
+        if package is None or model_dir is None or not blob.startswith("@model_path/"):
+            raise _refuse(file, f"weight file {_show(blob)} is not inside the model package (@model_path/...)")
+        resolved = _confined(model_dir, blob[len("@model_path/") :], file, "weight file")
+        if not _inside(package, resolved):
+            raise _refuse(file, f"weight file {_show(blob)} resolves to {resolved}, outside the model package")
+
+
+def _inspect_coreml(path: Path) -> None:
+    if path.is_dir():
+        package = _check_folder(path, path)
+        manifest_file = path / "Manifest.json"
+        _confined(package, "Manifest.json", path, "Manifest.json")
+        _regular_file(manifest_file, path)
+        manifest = _load_json(_read_limited(manifest_file, path), path, "Manifest.json")
+        items = manifest.get("itemInfoEntries") if isinstance(manifest, dict) else None
+        if not isinstance(items, dict):
+            raise _refuse(path, "Manifest.json has no itemInfoEntries")
+        data = package / "Data"
+        for key, item in items.items():
+            where = item.get("path") if isinstance(item, dict) else None
+            resolved = _confined(data, where, path, f"Manifest.json entry {_show(key)} path")
+            if not _inside(package, resolved):
+                raise _refuse(path, f"Manifest.json entry {_show(key)} resolves outside the package")
+        root = items.get(manifest.get("rootModelIdentifier"))
+        if not isinstance(root, dict):
+            raise _refuse(path, "Manifest.json's rootModelIdentifier names no entry")
+        model_file = _real(data / root["path"])
+        _regular_file(model_file, path)
+        _inspect_coreml_spec(_read_coreml_spec(model_file, path), path, model_file.parent, package)
+    else:
+        _regular_file(path, path)
+        _inspect_coreml_spec(_read_coreml_spec(path, path), path, None, None)
+
+
+# --- OpenVINO ----------------------------------------------------------------------------------------------------
+
+_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+
+
+def _openvino_layers(xml: bytes) -> List[Tuple[str, str, Dict[str, str]]]:
+    """(type, version, data attributes) of every layer of an IR, nested bodies included. Refuses (ValueError)
+    an XML that declares a DTD or entities, before parsing it."""
+    import xml.etree.ElementTree as ElementTree
+
+    if _DTD.search(xml):
+        raise ValueError("it declares a DTD or entities")
+    root = ElementTree.fromstring(xml)
+    if root.tag != "net":
+        raise ValueError(f"its root element is <{root.tag}>, not <net>")
+    layers = []
+    for layer in root.iter("layer"):
+        data = layer.find("data")
+        layers.append((layer.get("type", ""), layer.get("version", ""), dict(data.attrib) if data is not None else {}))
+    return layers
+
+
+def _inspect_openvino(path: Path) -> None:
+    _regular_file(path, path)
+    weights = path.with_suffix(".bin")
+    folder = _real(path).parent
+    if weights.exists() or weights.is_symlink():
+        if not _inside(folder, _real(weights)):
+            raise _refuse(path, f"{weights.name} resolves to {_real(weights)}, outside the model's folder")
+        _regular_file(weights, path)
+    size = weights.stat().st_size if weights.exists() else 0
+    try:
+        layers = _openvino_layers(_read_limited(path, path))
+    except ValueError as exc:  # our refusal of a DTD, or ElementTree's ParseError (a ValueError... not always)
+        raise _refuse(path, f"the IR's XML is refused: {exc}")
+    except Exception as exc:  # xml.etree.ElementTree.ParseError
+        raise _refuse(path, f"the IR's XML is not readable ({exc.__class__.__name__}: {exc})")
+    for kind, version, data in layers:
+        if not re.fullmatch(r"opset[0-9]+", version):
+            raise _refuse(path, f"layer type {_show(kind)} comes from {_show(version)}, not a standard opset: "
+                          "an extension OpenVINO would load code for")  # fmt: skip
+        if kind not in OPENVINO_TYPES:
+            raise _refuse(path, f"layer type {_show(kind)} is not one an RVM graph uses")
+        if kind == "Const" and ("offset" in data or "size" in data):
+            try:
+                offset, length = int(data.get("offset", "0")), int(data.get("size", "0"))
+            except ValueError:
+                raise _refuse(path, f"a Const layer's offset/size {_show(data)} are not numbers")
+            if offset < 0 or length < 0 or offset + length > size:
+                raise _refuse(path, f"a Const layer reads bytes {offset}..{offset + length} of {weights.name}, "
+                              f"which holds {size}")  # fmt: skip
+
+
+# --- LiteRT ------------------------------------------------------------------------------------------------------
+
+
+def _tflite_schema() -> Any:
+    """The LiteRT flatbuffer schema's generated Python reader, or None where neither package provides it."""
+    for module in ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated"):
+        try:
+            return __import__(module, fromlist=["Model"])
+        except ImportError:
+            continue
+    return None
+
+
+def _tflite_ops(buffer: bytes, schema: Any) -> List[Tuple[str, Optional[str]]]:
+    """(builtin op name, custom code or None) of every operator code of a flatbuffer, and ("<external
+    buffers>", group name) for each external buffer group (weights in files beside the model)."""
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAs(buffer, 0)
+    codes: List[Tuple[str, Optional[str]]] = []
+    for i in range(model.ExternalBufferGroupsLength() if hasattr(model, "ExternalBufferGroupsLength") else 0):
+        group = model.ExternalBufferGroups(i).Name()
+        codes.append(("<external buffers>", group.decode("utf-8", "replace") if group else ""))
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        custom = code.CustomCode()
+        codes.append(
+            (names.get(builtin, f"<builtin {builtin}>"), custom.decode("utf-8", "replace") if custom else None)
+        )
+    return codes
+
+
+def _inspect_tflite(path: Path) -> None:
+    _regular_file(path, path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise _refuse(path, f"it is not a LiteRT flatbuffer (identifier {head[4:8]!r}, expected b'TFL3')")
+    schema = _tflite_schema()
+    if schema is None:  # nothing to read the op codes with: the identifier is all that is checked
+        return
+    try:
+        codes = _tflite_ops(_read_limited(path, path, 2 << 30), schema)
+    except RunnerError:
+        raise
+    except Exception as exc:  # a damaged flatbuffer: struct.error, IndexError...
+        raise _refuse(path, f"its flatbuffer is not readable ({exc.__class__.__name__})")
+    for name, custom in codes:
+        if name == "<external buffers>":
+            raise _refuse(path, f"its weights are in external buffer group {_show(custom)}, a file outside the "
+                          "flatbuffer; an RVM model keeps them inside")  # fmt: skip
+        if name == "CUSTOM" or custom is not None:
+            raise _refuse(path, f"custom op {_show(custom)} needs code LiteRT would have to load (a custom op "
+                          "resolver or the Flex delegate)")  # fmt: skip
+        if name not in TFLITE_OPS:
+            raise _refuse(path, f"op {_show(name)} is not one an RVM graph uses")
+
+
+# --- Entry point ---------------------------------------------------------------------------------------------------
+
+_INSPECTORS: Dict[str, Callable[[Path], None]] = {
+    "torchscript": _inspect_torchscript,
+    "onnx": _inspect_onnx,
+    "tensorflow": _inspect_tensorflow,
+    "tfjs": _inspect_tfjs,
+    "coreml": _inspect_coreml,
+    "pt2": _inspect_pt2,
+    "openvino": _inspect_openvino,
+    "tflite": _inspect_tflite,
+}
+
+
+def inspect_artifact(path: Path, kind: str) -> None:
+    """Check the ``kind`` artifact (a target name of ``rvm_export/targets.py``) at ``path`` before anything of
+    it runs; raises :class:`RunnerError` (one line naming the file and the op or path it refuses) when it holds
+    something no RVM graph written by rvm-export holds. Reads the artifact's files as data only."""
+    path = Path(path)
+    inspector = _INSPECTORS.get(kind)
+    if inspector is None:
+        raise RunnerError(f"cannot inspect {path}: unknown artifact kind {kind!r}")
+    if not path.exists():
+        raise RunnerError(f"artifact not found: {path}")
+    inspector(path)
+
+
+__all__ = ["inspect_artifact"]
