@@ -17,8 +17,12 @@ artifact executes here:
   plain Python over :mod:`flatbuffers`; a size and identifier check alone where it is not installed).
 
 The allowlists below are literal sets, each built from what our own exporters write (how: the comment above
-each). A graph outside them is refused even when the op is harmless: the verifier verifies RVM artifacts, and an
-op no RVM graph uses means the file was not written by ``rvm-export`` from an RVM model.
+each). They are kept for the formats whose ordinary ops can act on the machine: a SavedModel's graph (TensorFlow
+has file, print and Python ops) and TorchScript / ``.pt2`` code and pickles (aten::from_file, Python callables).
+TF.js, CoreML, OpenVINO and LiteRT graphs compute only with their builtin ops (those runtimes give a graph no file,
+process or network op), so there only what makes the runtime load code (custom layers and models, extensions,
+custom and Flex ops) or reach outside the artifact is refused: an unfamiliar builtin op, as another converter (the
+official releases) writes, is the runtime's to run or to reject.
 
 What each loader guarantees by itself (read in the sources of the installed versions: torch 2.13,
 TensorFlow 2.21, onnxruntime, coremltools 9.0, openvino 2026.4, ai-edge-litert 2.3), and so what is checked
@@ -79,8 +83,8 @@ MAX_METADATA_BYTES = 256 << 20  # JSON, XML, pickles and code read whole to be i
 MAX_ZIP_ENTRIES = 100_000
 
 # --- Allowlists ------------------------------------------------------------------------------------------------
-# Each was collected by running this module's own walkers (_saved_model_ops, _tfjs_ops, _coreml_ops,
-# _pickle_globals, _torchscript_code_names, _pt2_program_facts, _openvino_layers, _tflite_ops) over 39 artifacts
+# Each was collected by running this module's own walkers (_saved_model_ops, _pickle_globals,
+# _torchscript_code_names, _pt2_program_facts) over 39 artifacts
 # exported with `rvm-export <target> --seed 0`: mobilenetv3 + deep_guided_filter (the default), mobilenetv3 +
 # fast_guided_filter, resnet50 with both refiners, and each target's precision and format options (fp16, frozen
 # TorchScript, ONNX opset 17 and --static, TF.js uint8/uint16, OpenVINO fp16, CoreML fp32/fp16/int8 in both
@@ -137,17 +141,6 @@ TF_SIDE_EFFECT_OPS = frozenset(
 )  # fmt: skip
 TF_SIDE_EFFECT_PATTERN = re.compile(r"Dataset|Reader|Summary|PyFunc|Rpc|Checkpoint|Iterator|^Write|^Print|^Debug")
 
-# TF.js: op types of modelTopology (and of its library functions, none in ours) over the exports above.
-TFJS_OPS = frozenset(
-    {
-        "AddN", "AddV2", "AvgPool", "BatchToSpaceND", "BiasAdd", "BroadcastTo", "Cast", "ConcatV2", "Const",
-        "Conv2D", "DepthwiseConv2dNative", "Floor", "FloorMod", "GatherV2", "Identity", "MaxPool", "Maximum",
-        "Mean", "Minimum", "Mul", "NotEqual", "Pack", "Pad", "Placeholder", "Range", "RealDiv", "Reciprocal",
-        "Relu", "Relu6", "Reshape", "ResizeBilinear", "SelectV2", "Shape", "Sigmoid", "SpaceToBatchND", "Split",
-        "Square", "StridedSlice", "Sub", "Tanh"
-    }
-)  # fmt: skip
-
 # ONNX: the domains ONNX Runtime implements itself (no custom op library), and the ops of those domains that
 # make it load or run something from outside the graph: EPContext (a precompiled execution-provider binary,
 # possibly in a file beside the model) and the training build's PythonOp (calls back into Python).
@@ -156,20 +149,6 @@ TFJS_OPS = frozenset(
 ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 ONNX_REFUSED_OPS = frozenset({"EPContext", "PythonOp", "PythonOpGrad"})
 
-# CoreML: ML Program op types and NeuralNetwork layer kinds over the CoreML exports above.
-COREML_MIL_OPS = frozenset(
-    {
-        "add", "avg_pool", "cast", "clip", "concat", "const", "constexpr_affine_dequantize", "conv", "mul",
-        "reduce_mean", "relu", "sigmoid", "sigmoid_hard", "slice_by_index", "split", "sub", "tanh",
-        "thresholded_relu", "upsample_bilinear"
-    }
-)  # fmt: skip
-COREML_NN_LAYERS = frozenset(
-    {
-        "activation", "add", "clip", "concat", "convolution", "loadConstantND", "multiply", "pooling", "reduceMean",
-        "slice", "splitND", "upsample"
-    }
-)  # fmt: skip
 COREML_MODEL_TYPES = frozenset({"neuralNetwork", "mlProgram"})
 
 # TorchScript: the globals of its pickles (data.pkl, constants.pkl, *.debug_pkl), TorchScript classes
@@ -235,28 +214,6 @@ PT2_SYMPY_NAMES = frozenset(
         "positive"
     }
 )  # fmt: skip
-
-# OpenVINO: layer types over the OpenVINO exports above (converted from our ONNX); each must come from a
-# standard opset (`opsetN`): an extension's ops carry their own opset name and need its library loaded.
-OPENVINO_TYPES = frozenset(
-    {
-        "Add", "AvgPool", "Broadcast", "Clamp", "Concat", "Const", "Convert", "Convolution", "Divide", "Equal",
-        "Gather", "GroupConvolution", "HardSigmoid", "If", "Interpolate", "MaxPool", "Multiply", "Pad", "Parameter",
-        "ReLU", "ReduceMean", "ReduceSum", "Result", "Select", "ShapeOf", "Sigmoid", "Slice", "Subtract", "Tanh",
-        "VariadicSplit"
-    }
-)  # fmt: skip
-
-# LiteRT: builtin operator names over the LiteRT exports above.
-TFLITE_OPS = frozenset(
-    {
-        "ADD", "AVERAGE_POOL_2D", "BATCH_TO_SPACE_ND", "BROADCAST_TO", "CAST", "CONCATENATION", "CONV_2D",
-        "DEPTHWISE_CONV_2D", "DIV", "FLOOR", "FLOOR_MOD", "GATHER", "HARD_SWISH", "LOGISTIC", "MAX_POOL_2D", "MEAN",
-        "MINIMUM", "MUL", "NOT_EQUAL", "PACK", "PAD", "RANGE", "RELU", "RESHAPE", "RESIZE_BILINEAR", "SELECT_V2",
-        "SHAPE", "SPACE_TO_BATCH_ND", "SPLIT", "STRIDED_SLICE", "SUB", "TANH"
-    }
-)  # fmt: skip
-
 
 # --- Messages and paths ----------------------------------------------------------------------------------------
 
@@ -811,22 +768,6 @@ def _inspect_tensorflow(path: Path) -> None:
 # --- TF.js ---------------------------------------------------------------------------------------------------------
 
 
-def _tfjs_ops(model: Dict[str, Any]) -> Set[str]:
-    """The op types of a model.json's graph, its library functions and its initializer graph."""
-    ops: Set[str] = set()
-    for part in ("modelTopology", "modelInitializer"):
-        graph = model.get(part)
-        if not isinstance(graph, dict):
-            continue
-        nodes = list(graph.get("node") or [])
-        library = graph.get("library")
-        functions = (library.get("function") or []) if isinstance(library, dict) else []
-        for function in functions:
-            nodes.extend((function.get("nodeDef") or []) if isinstance(function, dict) else ["<not a function>"])
-        ops.update(str(node.get("op")) if isinstance(node, dict) else "<not a node>" for node in nodes)
-    return ops
-
-
 def _inspect_tfjs(path: Path) -> None:
     folder = path.parent if path.name == "model.json" else path
     model_json = folder / "model.json"
@@ -845,9 +786,6 @@ def _inspect_tfjs(path: Path) -> None:
             raise _refuse(path, "a weightsManifest group has no list of paths")
         for name in paths:
             _confined(root, name, path, "weights path", plain=True)
-    for op in sorted(_tfjs_ops(model)):
-        if op not in TFJS_OPS:
-            raise _refuse(path, f"op {_show(op)} is not one an RVM graph uses")
 
 
 # --- ONNX --------------------------------------------------------------------------------------------------------
@@ -983,12 +921,6 @@ def _inspect_coreml_spec(spec: Any, file: Path, model_dir: Optional[Path], packa
         elif kind not in COREML_MODEL_TYPES:
             raise _refuse(file, f"it holds a {_show(kind)} model, not a neural network or ML Program")
     ops, layers, blobs = _coreml_ops(spec)
-    for op in sorted(ops):
-        if op not in COREML_MIL_OPS:
-            raise _refuse(file, f"ML Program op {_show(op)} is not one an RVM graph uses")
-    for layer in sorted(layers):
-        if layer not in COREML_NN_LAYERS:
-            raise _refuse(file, f"layer kind {_show(layer)} is not one an RVM graph uses")
     for blob in sorted(blobs):
         if package is None or model_dir is None or not blob.startswith("@model_path/"):
             raise _refuse(file, f"weight file {_show(blob)} is not inside the model package (@model_path/...)")
@@ -1065,8 +997,6 @@ def _inspect_openvino(path: Path) -> None:
         if not re.fullmatch(r"opset[0-9]+", version):
             raise _refuse(path, f"layer type {_show(kind)} comes from {_show(version)}, not a standard opset: "
                           "an extension OpenVINO would load code for")  # fmt: skip
-        if kind not in OPENVINO_TYPES:
-            raise _refuse(path, f"layer type {_show(kind)} is not one an RVM graph uses")
         if kind == "Const" and ("offset" in data or "size" in data):
             try:
                 offset, length = int(data.get("offset", "0")), int(data.get("size", "0"))
@@ -1131,8 +1061,6 @@ def _inspect_tflite(path: Path) -> None:
         if name == "CUSTOM" or custom is not None:
             raise _refuse(path, f"custom op {_show(custom)} needs code LiteRT would have to load (a custom op "
                           "resolver or the Flex delegate)")  # fmt: skip
-        if name not in TFLITE_OPS:
-            raise _refuse(path, f"op {_show(name)} is not one an RVM graph uses")
 
 
 # --- Entry point ---------------------------------------------------------------------------------------------------
