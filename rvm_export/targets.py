@@ -10,9 +10,10 @@ Nothing here imports a runtime or an exporter: entries name them as ``"module:at
 imported on use, so ``rvm-export onnx`` works without TensorFlow installed.
 """
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rvm_export.contract.errors import UnknownArtifactError
 
@@ -42,6 +43,7 @@ class TargetSpec:
     summary: str  # one line for ``rvm-export --help`` (listed without importing the exporter)
     exporter: str  # "module:attribute" of its click command
     runner: str  # "module:Class" of the runner that runs its artifacts
+    inspector: str  # "module:function" that checks an artifact as data before anything of it runs
     artifact_name: Callable[..., str]  # (variant, **target options) -> file or folder name
     release: Callable[[str], List[Tuple[Tuple[str, ...], Dict[str, object]]]]  # variant -> [(args, name options)]
     precisions: Tuple[str, ...] = ("fp32",)
@@ -134,6 +136,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="Scripted TorchScript module, runtime downsample_ratio, fp32/fp16, frozen or not.",
             exporter="rvm_export.export.torchscript:command",
             runner="rvm_export.runtimes.torch_runner:TorchScriptRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_torchscript",
             artifact_name=_torchscript_name,
             release=lambda variant: [
                 (("--precision", p, "--freeze" if frozen else "--no-freeze"), {"precision": p, "freeze": frozen})
@@ -149,6 +152,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="ONNX for ONNX Runtime: dynamic B/H/W, runtime ratio; --static WxH for TensorRT/NPUs.",
             exporter="rvm_export.export.onnx:command",
             runner="rvm_export.runtimes.onnxruntime:OnnxRuntimeRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_onnx",
             artifact_name=_onnx_name,
             release=lambda variant: [
                 (("--precision", p, "--opset", str(ONNX_DEFAULT_OPSET)), {"precision": p}) for p in ("fp32", "fp16")
@@ -166,6 +170,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="Channels-last TensorFlow SavedModel with a runtime downsample_ratio.",
             exporter="rvm_export.export.tensorflow:command",
             runner="rvm_export.runtimes.tensorflow:TensorFlowRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_tensorflow",
             artifact_name=lambda variant: f"rvm_{variant}_tf",
             release=lambda variant: [((), {})],
             layout="NHWC",
@@ -182,6 +187,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="TF.js graph model (channels-last) for the browser; fp32, uint16 or uint8 weights.",
             exporter="rvm_export.export.tfjs:command",
             runner="rvm_export.runtimes.tfjs:TfjsRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_tfjs",
             artifact_name=lambda variant, quantize="none": (
                 f"rvm_{variant}{'' if quantize == 'none' else '_' + quantize}_tfjs"
             ),
@@ -207,6 +213,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="Fixed-resolution CoreML model (.mlmodel or .mlpackage): image in, images and states out.",
             exporter="rvm_export.export.coreml:command",
             runner="rvm_export.runtimes.coreml:CoreMLRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_coreml",
             artifact_name=_coreml_name,
             release=_mobilenet_only(_coreml_release),
             precisions=("fp32", "fp16", "int8"),
@@ -224,6 +231,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="torch.export program (.pt2) that loads with torch.export.load alone.",
             exporter="rvm_export.export.pt2:command",
             runner="rvm_export.runtimes.torch_export:TorchExportRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_pt2",
             artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}.pt2",
             # fp32 only in the release: each ExportedProgram costs ~30 s to trace and verify
             release=_mobilenet_only(lambda: [(("--precision", "fp32"), {"precision": "fp32"})]),
@@ -237,6 +245,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="OpenVINO IR (.xml + .bin), dynamic shapes, runtime downsample_ratio.",
             exporter="rvm_export.export.openvino:command",
             runner="rvm_export.runtimes.openvino:OpenVinoRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_openvino",
             artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}_openvino.xml",
             release=_mobilenet_only(lambda: _precisions("fp32", "fp16")("mobilenetv3")),
             precisions=("fp32", "fp16"),
@@ -253,6 +262,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="LiteRT (TFLite) flatbuffer, channels-last, dynamic shapes, runtime ratio.",
             exporter="rvm_export.export.tflite:command",
             runner="rvm_export.runtimes.litert:LiteRtRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_tflite",
             artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}.tflite",
             release=_mobilenet_only(lambda: _precisions("fp32")("mobilenetv3")),
             layout="NHWC",
@@ -264,6 +274,12 @@ TARGETS: Dict[str, TargetSpec] = {
         ),
     )
 }
+
+
+def load_entry(entry: str) -> Any:
+    """``"package.module:attribute"`` (an exporter's command, a runner class) -> the attribute; imports the module."""
+    module, attribute = entry.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def spec(name: str) -> TargetSpec:
@@ -325,6 +341,7 @@ __all__ = [
     "artifact_name",
     "backends",
     "folder_markers",
+    "load_entry",
     "release_packages",
     "spec",
     "target_of",

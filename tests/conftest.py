@@ -1,4 +1,6 @@
-"""Shared fixtures: the real RVM weights in ../shared/weights and a real photograph."""
+"""Session fixtures for everything expensive: the real weights (../shared/weights), the model and source
+loaded from them once, a real photograph, and the artifacts exported once and reused by every test that
+reads them. Plain helpers are in tests/helpers.py."""
 
 from pathlib import Path
 
@@ -6,39 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-WEIGHTS = REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
-
-
-def export_artifact(*args: object) -> None:
-    """``rvm-export ARGS`` in-process; the test fails with the command's output unless it exits 0."""
-    from click.testing import CliRunner
-
-    from rvm_export.export.cli import main
-
-    result = CliRunner().invoke(main, [str(arg) for arg in args])
-    assert result.exit_code == 0, result.output
-
-
-def run_documented_snippet(doc: str, video: object, folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Run the one ```python block of docs/DOC as written, in ``folder`` (where the test put the artifact under
-    the name the snippet uses), with ``YOUR_VIDEO = video``; returns the snippet's variables."""
-    import re
-
-    (snippet,) = re.findall(r"```python\n(.*?)```", (REPO / "docs" / doc).read_text(), flags=re.S)
-    monkeypatch.chdir(folder)
-    scope: dict = {"YOUR_VIDEO": video}
-    exec(snippet, scope)
-    return scope
-
-
-def last_reference_pha(model: torch.nn.Module, frames: object, ratio: float) -> np.ndarray:
-    """PyTorch's alpha for the last of ``frames`` ([1,3,H,W] each), the recurrent state carried from the first."""
-    rec = [None] * 4
-    with torch.inference_mode():
-        for frame in frames:
-            _, pha, *rec = model(torch.as_tensor(frame), *rec, downsample_ratio=ratio)
-    return pha.numpy()
+from tests.helpers import WEIGHTS, ArtifactCache
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +20,25 @@ def weights_path() -> Path:
 
 @pytest.fixture(scope="session")
 def real_model(weights_path: Path):
+    """The fp32 MattingNetwork with the real weights (shared: never modify it; load your own to edit)."""
     from model import load_checkpoint
 
     return load_checkpoint(weights_path)
+
+
+@pytest.fixture(scope="session")
+def source(weights_path: Path):
+    """``load_source`` of the real weights, for exporting in-process (shared: never modify its model)."""
+    from rvm_export.export.base import load_source
+
+    return load_source(weights_path)
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> ArtifactCache:
+    """Artifacts exported once per session (``artifacts.export(target, name, *args)``, ``.onnx(...)``,
+    ``.coreml(fmt, precision)``); read-only, copy one before editing it."""
+    return ArtifactCache(tmp_path_factory.mktemp("artifacts"))
 
 
 @pytest.fixture(scope="session")
@@ -61,40 +47,3 @@ def astronaut() -> torch.Tensor:
     from skimage import data
 
     return torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1)[None].float() / 255
-
-
-def require(module: str):
-    """Import ``module`` for a test; skip when it is missing, except in CI (``CI=true``), where a missing
-    dependency means a broken install and must fail instead of turning into a silent skip."""
-    import importlib
-    import os
-
-    if os.environ.get("CI") == "true":
-        return importlib.import_module(module)
-    return pytest.importorskip(module)
-
-
-def skip_unless_ci(condition: bool, reason: str):
-    """A ``skipif`` mark that never skips in CI (``CI=true``): there, what it needs must be installed."""
-    import os
-
-    return pytest.mark.skipif(condition and os.environ.get("CI") != "true", reason=reason)
-
-
-def browser_missing() -> bool:
-    """No Chromium, or no TF.js bundle from `npm ci` in verify/runners/node (what the browser runner serves)."""
-    from rvm_export.runtimes.base import RunnerError
-    from rvm_export.runtimes.tfjs_browser import TFJS_DIST, chromium_path
-
-    try:
-        chromium_path()
-    except RunnerError:
-        return True
-    return not (TFJS_DIST / "tf.min.js").is_file()
-
-
-def requires_browser():
-    """Skip browser tests where Chromium or the TF.js bundle is missing, but never in CI (``CI=true``)."""
-    return skip_unless_ci(
-        browser_missing(), reason="needs Chromium (tools/install_chromium.sh) and `npm ci` in verify/runners/node"
-    )

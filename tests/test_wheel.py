@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import skip_unless_ci
+from tests.helpers import REPO, skip_unless_ci
 
-REPO = Path(__file__).resolve().parents[1]
 SKIP = shutil.ignore_patterns(
     ".git", ".venv", "node_modules", "artifacts", "build", "*.egg-info", "__pycache__", ".*_cache", "tests"
 )

@@ -11,7 +11,6 @@ without ``--checkpoint`` the checkpoint is looked for where ``make export-all`` 
 
 import contextlib
 import functools
-import importlib
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional
@@ -27,12 +26,6 @@ from .base import ExportError, ModelSource, load_source
 from .checkpoints import checkpoint_candidates, find_checkpoint
 
 
-def load_entry(entry: str) -> Any:
-    """``"package.module:attribute"`` -> the attribute (imports the module)."""
-    module, attribute = entry.split(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(targets.TARGETS)
@@ -42,7 +35,7 @@ class LazyGroup(click.Group):
             return None
         try:
             extras.require("rvm-export", name)
-            return load_entry(targets.TARGETS[name].exporter)
+            return targets.load_entry(targets.TARGETS[name].exporter)
         except ImportError as exc:
             text = extras.explain("rvm-export", name, exc)
             if text is None:
@@ -190,7 +183,6 @@ __all__ = [
     "ModelSource",
     "default_output",
     "export_with",
-    "load_entry",
     "main",
     "output_option",
     "source_options",

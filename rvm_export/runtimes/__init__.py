@@ -4,12 +4,11 @@ imports TensorFlow. Verification, rvm-bench and convert_video all open artifacts
 inspected as data first (``inspection.py``): what would run code or reach outside its folder is refused before
 anything of it is loaded."""
 
-import importlib
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Type
 
 from rvm_export import extras
-from rvm_export.targets import TARGETS, UnknownArtifactError, target_of
+from rvm_export.targets import TARGETS, UnknownArtifactError, load_entry, target_of
 
 from .base import Outputs, Runner, RunnerError
 from .inspection import inspect_artifact
@@ -24,6 +23,18 @@ def artifact_kind(path: str | Path) -> str:
         return target_of(path).name
     except UnknownArtifactError as exc:
         raise RunnerError(str(exc))
+
+
+def runner_class(kind: str, entry: Optional[str] = None) -> Type[Runner]:
+    """The runner class of ``kind``'s artifacts (or ``entry``), imported; a missing extra is one RunnerError line."""
+    try:
+        extras.require("runner", kind)  # also the modules a runner imports only later
+        return load_entry(entry or TARGETS[kind].runner)
+    except ImportError as exc:
+        text = extras.explain("runner", kind, exc)
+        if text is None:
+            raise
+        raise RunnerError(text)
 
 
 def open_runner(path: str | Path, device: Optional[str] = None, backend: Optional[str] = None) -> Runner:
@@ -43,20 +54,11 @@ def open_runner(path: str | Path, device: Optional[str] = None, backend: Optiona
             raise RunnerError(f"unknown {spec.title} backend {backend!r}; choose one of {', '.join(spec.backends)}")
         if backend != spec.backends[0]:
             entry = spec.backend_runner or entry
-    module_name, class_name = entry.split(":")
-    try:
-        extras.require("runner", kind)  # also the modules a runner imports only later
-        inspect_artifact(Path(path), kind)  # nothing of a stranger's file runs before its checks pass
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        text = extras.explain("runner", kind, exc)
-        if text is None:
-            raise
-        raise RunnerError(text)
-    runner = getattr(module, class_name)
+    runner = runner_class(kind, entry)  # the runtime's extra is checked first: inspection reads with its parsers
+    inspect_artifact(Path(path), kind)  # nothing of a stranger's file runs before its checks pass
     if entry == spec.runner:
         return runner.on_device(Path(path), device)
     return runner.on_device(Path(path), device, backend)
 
 
-__all__ = ["Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner"]
+__all__ = ["Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner", "runner_class"]

@@ -108,6 +108,16 @@ class Runner(ABC):
         more than running it (CoreML: reading every weight back) check against it here."""
         return None
 
+    @classmethod
+    def pin_process_threads(cls, threads: int) -> None:
+        """Set the runtime's process-wide thread count before any artifact of it is opened (rvm-bench); for
+        runtimes whose threads are fixed when they start (TensorFlow). Most take them per artifact."""
+        return None
+
+    def set_threads(self, threads: int) -> None:
+        """Run this artifact on ``threads`` intra-op threads from now on (rvm-bench gives every row the same)."""
+        return None
+
     def probe(self) -> Optional[Probe]:
         """This artifact with its intermediate tensors exposed (``--localize``); None where the format hides them."""
         return None

@@ -24,6 +24,7 @@ import torch
 
 from model import MattingNetwork
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, STATE_OUTPUTS, ArtifactMetadata
+from rvm_export.contract.errors import first_line
 
 from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, load_error, precision_of
 from .coreml_weights import (
@@ -33,7 +34,9 @@ from .coreml_weights import (
     mlprogram_convs,
     neuralnetwork_convs,
 )
-from .torch_runner import reference_model
+from .torch_runner import metadata_from, reference_model
+
+MAX_SIDE = 8192  # the largest frame side a metadata may record (the reference runs a frame of that size)
 
 
 def load_spec(path: Path) -> Any:
@@ -45,9 +48,9 @@ def load_spec(path: Path) -> Any:
         raise load_error(path, "a readable CoreML model", exc)
 
 
-def _metadata(spec: Any) -> Optional[ArtifactMetadata]:
+def _metadata(spec: Any, path: Path) -> Optional[ArtifactMetadata]:
     text = spec.description.metadata.userDefined.get(METADATA_KEY)
-    return ArtifactMetadata.from_json(text) if text else None
+    return metadata_from(text, path) if text else None
 
 
 def _feature(spec: Any, name: str, outputs: bool) -> Optional[Any]:
@@ -78,7 +81,7 @@ def check_contract(spec: Any, metadata: ArtifactMetadata, state_shapes: List[Tup
             continue
         image = f.type.imageType
         if (image.width, image.height, image.colorSpace) != (width, height, space):
-            got = f"{image.width}x{image.height} {ft.ImageFeatureType.ColorSpace.Name(image.colorSpace)}"
+            got = f"{image.width}x{image.height} {_enum_name(ft.ImageFeatureType.ColorSpace, image.colorSpace)}"
             problems.append(
                 f"{name} is a {got} image, expected {width}x{height} {ft.ImageFeatureType.ColorSpace.Name(space)}"
             )
@@ -92,7 +95,8 @@ def check_contract(spec: Any, metadata: ArtifactMetadata, state_shapes: List[Tup
                 continue
             array = f.type.multiArrayType
             if array.dataType != ft.ArrayFeatureType.FLOAT32:
-                problems.append(f"{name} is {ft.ArrayFeatureType.ArrayDataType.Name(array.dataType)}, expected FLOAT32")
+                dtype = _enum_name(ft.ArrayFeatureType.ArrayDataType, array.dataType)
+                problems.append(f"{name} is {dtype}, expected FLOAT32")
             if list(array.shape) and tuple(array.shape) != shape:
                 problems.append(f"{name} has shape {tuple(array.shape)}, expected {shape}")
             if not is_output and not f.type.isOptional:
@@ -121,6 +125,14 @@ def check_contract(spec: Any, metadata: ArtifactMetadata, state_shapes: List[Tup
     return problems
 
 
+def _enum_name(enum: Any, value: int) -> str:
+    """The name of a protobuf enum value; a damaged spec can hold a number no enum value has."""
+    try:
+        return enum.Name(value)
+    except ValueError:
+        return f"<unknown value {value}>"
+
+
 def check_sampling(spec: Any) -> List[str]:
     """Static check of a neuralnetwork's resizes (its layers are not executed off macOS): every
     bilinear upsample must sample like PyTorch's ``align_corners=False``."""
@@ -134,7 +146,7 @@ def check_sampling(spec: Any) -> List[str]:
         elif kind == "upsample" and layer.upsample.mode == nn_pb.UpsampleLayerParams.BILINEAR:
             mode = layer.upsample.linearUpsampleMode
             if mode != nn_pb.UpsampleLayerParams.ALIGN_CORNERS_FALSE:
-                name = nn_pb.UpsampleLayerParams.LinearUpsampleMode.Name(mode)
+                name = _enum_name(nn_pb.UpsampleLayerParams.LinearUpsampleMode, mode)
                 problems.append(f"{layer.name}: bilinear upsample samples as {name}, PyTorch as ALIGN_CORNERS_FALSE")
     return problems
 
@@ -145,26 +157,43 @@ class CoreMLRunner(Runner):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.spec = load_spec(self.path)
-        self.metadata = _metadata(self.spec)
+        self.metadata = _metadata(self.spec, self.path)
         self.format = "mlprogram" if self.spec.WhichOneof("Type") == "mlProgram" else "neuralnetwork"
         if self.spec.WhichOneof("Type") not in ("mlProgram", "neuralNetwork"):
             raise RunnerError(f"{self.path} holds a {self.spec.WhichOneof('Type')}, not a neural network or ML Program")
         self.on_macos = platform.system() == "Darwin"
         self.problems: Optional[List[str]] = None
         self._backend: Any = None
+        self._program: Any = None
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
-        return _metadata(load_spec(path))
+        return _metadata(load_spec(path), path)
+
+    def program(self) -> Any:
+        """The saved ML Program as read back by coremltools' milproto loader (once); a damaged one (a weight
+        blob record out of bounds, a value of the wrong type) is refused."""
+        if self._program is None:
+            from .mil_interpreter import load_program
+
+            try:
+                self._program = load_program(str(self.path))
+            except Exception as exc:  # the loader raises ValueError, KeyError, IndexError... on damaged bytes
+                raise load_error(self.path, "a readable ML Program", exc)
+        return self._program
+
+    def saved_convs(self) -> List[Any]:
+        """Every convolution weight the artifact stores, dequantized (see coreml_weights)."""
+        try:
+            return mlprogram_convs(self.program()) if self.format == "mlprogram" else neuralnetwork_convs(self.spec)
+        except RunnerError:
+            raise
+        except Exception as exc:  # a weight whose stored size is not its declared shape's, a forged storage
+            raise RunnerError(f"{self.path}: its convolution weights cannot be read back: {first_line(exc)}")
 
     def facts(self) -> ArtifactFacts:
         """Precision from how the convolution weights are stored; the frame size from the src image."""
-        if self.format == "mlprogram":
-            from .mil_interpreter import load_program
-
-            convs = mlprogram_convs(load_program(str(self.path)))
-        else:
-            convs = neuralnetwork_convs(self.spec)
+        convs = self.saved_convs()
         names = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
         facts = precision_of([names[c.storage] for c in convs if c.weight.size >= LARGE_TENSOR], "conv weights")
         src = _feature(self.spec, "src", False)
@@ -182,8 +211,29 @@ class CoreMLRunner(Runner):
         return "PyTorch with the weights read back from the spec (layers not executed)"
 
     def fixed_case(self) -> Tuple[int, int, float]:
-        o = self.metadata.options
-        return int(o["width"]), int(o["height"]), float(o["downsample_ratio"])
+        """(width, height, ratio) the metadata records, checked before anything is allocated at that size: a
+        forged 100000x100000 would otherwise have the reference run on a frame of tens of gigabytes."""
+        o = self.metadata.options if isinstance(self.metadata.options, dict) else {}
+        try:
+            width, height, ratio = o["width"], o["height"], float(o["downsample_ratio"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunnerError(f"{self.path}: its metadata records no usable frame size and ratio ({first_line(exc)})")
+        sizes = (width, height)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE for v in sizes):
+            raise RunnerError(
+                f"{self.path}: its metadata's frame size {str(width)[:20]}x{str(height)[:20]} is not valid"
+            )
+        if not 0 < ratio <= 1:
+            raise RunnerError(f"{self.path}: its metadata's downsample_ratio {ratio:g} is not in (0, 1]")
+        src = _feature(self.spec, "src", False)
+        if src is not None and src.type.WhichOneof("Type") == "imageType":
+            image = (int(src.type.imageType.width), int(src.type.imageType.height))
+            if image != sizes:
+                raise RunnerError(
+                    f"{self.path}: its metadata records {width}x{height} but its src input is a "
+                    f"{image[0]}x{image[1]} image"
+                )
+        return width, height, ratio
 
     def bind_reference(self, reference: MattingNetwork) -> None:
         """Run the contract and weight checks against the fp32 reference; prepare the backend."""
@@ -192,22 +242,18 @@ class CoreMLRunner(Runner):
             out = reference.float()(torch.zeros(1, 3, height, width), downsample_ratio=ratio)
         problems = check_contract(self.spec, self.metadata, [tuple(t.shape) for t in out[2:]])
         fused = fused_reference(reference)
-        program = None
-        if self.format == "mlprogram":
-            from .mil_interpreter import load_program
-
-            program = load_program(str(self.path))
-            saved = mlprogram_convs(program)
-        else:
-            saved = neuralnetwork_convs(self.spec)
+        saved = self.saved_convs()
         self.weight_matches, weight_problems = match_weights(saved, fused, self.metadata.refiner)
         self.problems = problems + weight_problems
         if self.on_macos:
             self._backend = _macos_model(self.path, self.spec)
-        elif program is not None:
-            from .mil_interpreter import MilInterpreter
+        elif self.format == "mlprogram":
+            from .mil_interpreter import MilInterpreter, UnsupportedOpError
 
-            self._backend = MilInterpreter(program)
+            try:
+                self._backend = MilInterpreter(self.program())
+            except UnsupportedOpError as exc:  # an op (or a damaged op name) the interpreter does not run
+                raise RunnerError(f"{self.path} cannot be run off macOS: {first_line(exc)}")
         else:
             self._backend = load_saved_weights(fused, self.weight_matches, saved)
 

@@ -78,6 +78,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from rvm_export.contract.errors import RunnerError
+from rvm_export.targets import TARGETS, load_entry
 
 MAX_METADATA_BYTES = 256 << 20  # JSON, XML, pickles and code read whole to be inspected; bigger is refused
 MAX_ZIP_ENTRIES = 100_000
@@ -472,7 +473,7 @@ def _check_torchscript_code(source: bytes, file: Path, entry: str) -> None:
             raise _refuse(file, f"{_show(entry)} calls {_show(name)}, which is not one an RVM graph uses")
 
 
-def _inspect_torchscript(path: Path) -> None:
+def inspect_torchscript(path: Path) -> None:
     _regular_file(path, path)
     archive, names = _zip_entries(path, path)
     _, entries = _strip_prefix(names, path)
@@ -553,7 +554,7 @@ def _check_pt2_payloads(config: Any, file: Path, entry: str, files: Set[str], fo
             raise _refuse(file, f"{_show(entry)}: payload path {_show(name)} is not an entry of the archive")
 
 
-def _inspect_pt2(path: Path) -> None:
+def inspect_pt2(path: Path) -> None:
     _regular_file(path, path)
     archive, names = _zip_entries(path, path)
     _, entries = _strip_prefix(names, path)
@@ -757,7 +758,7 @@ def _read_saved_model(folder: Path, file: Path) -> Any:
     return saved
 
 
-def _inspect_tensorflow(path: Path) -> None:
+def inspect_tensorflow(path: Path) -> None:
     if not path.is_dir():
         raise _refuse(path, "a SavedModel is a folder")
     folder = _check_folder(path, path)
@@ -768,7 +769,7 @@ def _inspect_tensorflow(path: Path) -> None:
 # --- TF.js ---------------------------------------------------------------------------------------------------------
 
 
-def _inspect_tfjs(path: Path) -> None:
+def inspect_tfjs(path: Path) -> None:
     folder = path.parent if path.name == "model.json" else path
     model_json = folder / "model.json"
     root = _check_folder(folder, path)
@@ -823,7 +824,7 @@ def _onnx_tensors(graph: Any) -> Iterator[Any]:
                 yield from (sparse.values, sparse.indices)
 
 
-def _inspect_onnx(path: Path) -> None:
+def inspect_onnx(path: Path) -> None:
     import onnx
 
     _regular_file(path, path)
@@ -929,7 +930,7 @@ def _inspect_coreml_spec(spec: Any, file: Path, model_dir: Optional[Path], packa
             raise _refuse(file, f"weight file {_show(blob)} resolves to {resolved}, outside the model package")
 
 
-def _inspect_coreml(path: Path) -> None:
+def inspect_coreml(path: Path) -> None:
     if path.is_dir():
         package = _check_folder(path, path)
         manifest_file = path / "Manifest.json"
@@ -978,7 +979,7 @@ def _openvino_layers(xml: bytes) -> List[Tuple[str, str, Dict[str, str]]]:
     return layers
 
 
-def _inspect_openvino(path: Path) -> None:
+def inspect_openvino(path: Path) -> None:
     _regular_file(path, path)
     weights = path.with_suffix(".bin")
     folder = _real(path).parent
@@ -1039,7 +1040,7 @@ def _tflite_ops(buffer: bytes, schema: Any) -> List[Tuple[str, Optional[str]]]:
     return codes
 
 
-def _inspect_tflite(path: Path) -> None:
+def inspect_tflite(path: Path) -> None:
     _regular_file(path, path)
     with open(path, "rb") as f:
         head = f.read(8)
@@ -1065,26 +1066,15 @@ def _inspect_tflite(path: Path) -> None:
 
 # --- Entry point ---------------------------------------------------------------------------------------------------
 
-_INSPECTORS: Dict[str, Callable[[Path], None]] = {
-    "torchscript": _inspect_torchscript,
-    "onnx": _inspect_onnx,
-    "tensorflow": _inspect_tensorflow,
-    "tfjs": _inspect_tfjs,
-    "coreml": _inspect_coreml,
-    "pt2": _inspect_pt2,
-    "openvino": _inspect_openvino,
-    "tflite": _inspect_tflite,
-}
-
 
 def inspect_artifact(path: Path, kind: str) -> None:
     """Check the ``kind`` artifact (a target name of ``rvm_export/targets.py``) at ``path`` before anything of
     it runs; raises :class:`RunnerError` (one line naming the file and the op or path it refuses) when it holds
     something no RVM graph written by rvm-export holds. Reads the artifact's files as data only."""
     path = Path(path)
-    inspector = _INSPECTORS.get(kind)
-    if inspector is None:
+    if kind not in TARGETS:
         raise RunnerError(f"cannot inspect {path}: unknown artifact kind {kind!r}")
+    inspector = load_entry(TARGETS[kind].inspector)
     if not path.exists():
         raise RunnerError(f"artifact not found: {path}")
     inspector(path)

@@ -49,6 +49,12 @@ class LiteRtRunner(Runner):
     def initial_state(self, batch: int) -> List[np.ndarray]:
         return [np.zeros((1, 1, 1, 1), np.float32)] * 4
 
+    def set_threads(self, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+        self.run = self.interpreter.get_signature_runner("serving_default")
+
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         feeds = dict(zip(STATE_INPUTS, state, strict=True))
         out = self.run(

@@ -238,10 +238,17 @@ class MilInterpreter:
         return _f32(env[var.name])
 
     def run(self, feeds: Dict[str, Array]) -> Dict[str, Array]:
-        """Outputs by name (in the program's declared dtypes) for ``feeds`` (all inputs)."""
+        """Outputs by name (in the program's declared dtypes) for ``feeds`` (all inputs).
+
+        Overflow and invalid arithmetic give Inf and NaN silently, as on the device: a damaged weight shows up
+        as NaN or Inf in the outputs the verifier compares, not as NumPy's RuntimeWarnings on stderr."""
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
             raise ValueError(f"missing program inputs: {', '.join(missing)}")
+        with np.errstate(all="ignore"):
+            return self._run(feeds)
+
+    def _run(self, feeds: Dict[str, Array]) -> Dict[str, Array]:
         env: Dict[str, Any] = {n: np.asarray(feeds[n]).astype(_dtype(v)) for n, v in self.function.inputs.items()}
         for op in self.function.operations:
             if op.op_type == "const":

@@ -14,6 +14,7 @@ import onnxruntime as ort
 from torch import nn
 
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
+from rvm_export.contract.errors import first_line
 
 from .base import (
     LARGE_TENSOR,
@@ -45,9 +46,14 @@ def open_session(path: Path, providers: Optional[Sequence[str]] = None) -> ort.I
         raise load_error(path, "a loadable ONNX model", exc)
 
 
-def session_metadata(session: ort.InferenceSession) -> Optional[ArtifactMetadata]:
+def session_metadata(session: ort.InferenceSession, path: Path) -> Optional[ArtifactMetadata]:
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    return ArtifactMetadata.from_json(text) if text else None
+    if not text:
+        return None
+    try:
+        return ArtifactMetadata.from_json(text)
+    except (ValueError, TypeError, RecursionError) as exc:  # a damaged document: not JSON, fields missing
+        raise load_error(path, f"an ONNX model with a readable {METADATA_KEY}", exc)
 
 
 def weight_dtypes(path: Path) -> List[str]:
@@ -70,13 +76,18 @@ def weight_dtypes(path: Path) -> List[str]:
 class OnnxRuntimeRunner(Runner):
     kind = "onnx"
 
+    def set_threads(self, threads: int) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(self.path), options, providers=self.session.get_providers())
+
     def probe(self) -> "OnnxProbe":
         return OnnxProbe(self)
 
     def __init__(self, path: str | Path, providers: Optional[Sequence[str]] = None) -> None:
         self.path = Path(path)
         self.session = open_session(self.path, providers)
-        self.metadata = session_metadata(self.session)
+        self.metadata = session_metadata(self.session, self.path)
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         missing = [n for n in ("src", *STATE_INPUTS) if n not in self.inputs]
         if missing:
@@ -100,7 +111,7 @@ class OnnxRuntimeRunner(Runner):
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
-        return session_metadata(open_session(Path(path), ["CPUExecutionProvider"]))
+        return session_metadata(open_session(Path(path), ["CPUExecutionProvider"]), Path(path))
 
     def facts(self) -> ArtifactFacts:
         stored = weight_dtypes(self.path)
@@ -118,11 +129,24 @@ class OnnxRuntimeRunner(Runner):
         )
 
     def fixed_case(self) -> Optional[Tuple[int, int, float]]:
-        static = self.metadata.options.get("static") if self.metadata else None
+        """The (width, height, ratio) of a --static export, as its metadata records them and its src input
+        has them: a size the input does not have is refused before frames of that size are made."""
+        options = self.metadata.options if self.metadata and isinstance(self.metadata.options, dict) else {}
+        static = options.get("static")
         if not static:
             return None
-        width, height = static
-        return int(width), int(height), float(self.metadata.options["downsample_ratio"])
+        try:
+            width, height = (int(v) for v in static)
+            ratio = float(options["downsample_ratio"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunnerError(f"{self.path}: its metadata's static size and ratio are not usable ({first_line(exc)})")
+        shape = list(self.inputs["src"].shape)
+        if shape[2:] != [height, width] or not 0 < ratio <= 1:
+            raise RunnerError(
+                f"{self.path}: its metadata records a static {width}x{height} at ratio {ratio:g}, "
+                f"but its src input has the shape {shape}"
+            )
+        return width, height, ratio
 
     def initial_state(self, batch: int) -> List[ort.OrtValue]:
         """[1,1,1,1] zeros (dynamic artifacts), or zeros of the fixed state shapes (static ones)."""

@@ -36,7 +36,10 @@ def read_model(path: Path) -> ov.Model:
 def model_metadata(model: ov.Model, path: Path) -> ArtifactMetadata:
     if not model.has_rt_info([METADATA_KEY]):
         raise RunnerError(f"{path} carries no {METADATA_KEY} in its rt_info; it was not written by rvm-export")
-    return ArtifactMetadata.from_json(model.get_rt_info([METADATA_KEY]).astype(str))
+    try:
+        return ArtifactMetadata.from_json(model.get_rt_info([METADATA_KEY]).astype(str))
+    except (ValueError, TypeError, RecursionError) as exc:  # a damaged document: not JSON, fields missing
+        raise load_error(path, f"an OpenVINO IR with a readable {METADATA_KEY}", exc)
 
 
 class OpenVinoRunner(Runner):
@@ -46,10 +49,14 @@ class OpenVinoRunner(Runner):
         self.path = Path(path)
         model = read_model(self.path)
         self.metadata = model_metadata(model, self.path)
-        hint = inference_precision or os.environ.get(PRECISION_ENV) or self.metadata.options.get("inference_precision")
+        options = self.metadata.options if isinstance(self.metadata.options, dict) else {}
+        hint = inference_precision or os.environ.get(PRECISION_ENV) or options.get("inference_precision")
         if hint not in HINTS:
             raise RunnerError(f"inference precision {hint!r} is not one of {', '.join(HINTS)} (set {PRECISION_ENV})")
-        self.compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        try:
+            self.compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        except Exception as exc:  # an IR that reads but does not compile (a forged shape, a broken edge)
+            raise load_error(self.path, "an OpenVINO IR the CPU plugin compiles", exc)
         # What the plugin really uses (a CPU without bf16 support falls back to f32).
         self.inference_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.request = self.compiled.create_infer_request()
@@ -60,6 +67,13 @@ class OpenVinoRunner(Runner):
 
     def initial_state(self, batch: int) -> List[np.ndarray]:
         return [np.zeros((1, 1, 1, 1), np.float32)] * 4
+
+    def set_threads(self, threads: int) -> None:
+        import openvino as ov
+
+        config = {"INFERENCE_PRECISION_HINT": self.inference_precision, "INFERENCE_NUM_THREADS": threads}
+        self.compiled = ov.Core().compile_model(read_model(self.path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         feeds = {"src": np.ascontiguousarray(src, np.float32), **dict(zip(STATE_INPUTS, state, strict=True))}

@@ -33,9 +33,22 @@ class TensorFlowRunner(Runner):
         self.fn = loaded.signatures["serving_default"]
 
     @classmethod
+    def pin_process_threads(cls, threads: int) -> None:
+        """TensorFlow takes its thread counts only before its runtime starts (the first SavedModel load)."""
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        except RuntimeError:  # already started in this process (a test session): it keeps its own counts
+            pass
+
+    @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
         asset = Path(path) / "assets" / METADATA_KEY
-        return ArtifactMetadata.from_json(asset.read_text()) if asset.is_file() else None
+        if not asset.is_file():
+            return None
+        try:
+            return ArtifactMetadata.from_json(asset.read_text())
+        except (OSError, ValueError, TypeError, RecursionError) as exc:  # not UTF-8, not JSON, fields missing
+            raise load_error(asset, f"a readable {METADATA_KEY}", exc)
 
     def facts(self) -> ArtifactFacts:
         """Precision from the variables, or from the graph's constants when the weights are frozen in."""

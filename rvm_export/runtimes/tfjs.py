@@ -15,15 +15,18 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
+from rvm_export.contract.errors import first_line
 
-from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, precision_of
+from .base import LARGE_TENSOR, ArtifactFacts, Outputs, Runner, RunnerError, load_error, precision_of
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "tfjs_runner.mjs"
@@ -37,8 +40,8 @@ def read_model_json(path: Path) -> dict:
     model_json = model_dir(path) / "model.json"
     try:
         content = json.loads(model_json.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunnerError(f"{model_json} is not a readable TF.js model.json: {exc}")
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
+        raise load_error(model_json, "a readable TF.js model.json", exc)
     if not isinstance(content, dict):
         raise RunnerError(f"{model_json} is not a TF.js model.json (not a JSON object)")
     return content
@@ -56,11 +59,25 @@ def encode_request(src: np.ndarray, state: Any, downsample_ratio: float) -> byte
 def weights_manifest_facts(path: Path) -> ArtifactFacts:
     """Precision from the weights manifest: a quantized weight counts as its stored integer type."""
     dtypes = []
-    for group in read_model_json(path).get("weightsManifest", []):
-        for weight in group.get("weights", []):
-            if int(np.prod(weight.get("shape", []))) >= LARGE_TENSOR:
-                dtypes.append(weight.get("quantization", {}).get("dtype", weight.get("dtype", "float32")))
+    try:
+        for group in read_model_json(path).get("weightsManifest", []):
+            for weight in group.get("weights", []):
+                if _element_count(weight.get("shape", [])) >= LARGE_TENSOR:
+                    dtypes.append(str(weight.get("quantization", {}).get("dtype", weight.get("dtype", "float32"))))
+    except (AttributeError, TypeError, ValueError) as exc:  # a list where an object belongs, a shape of strings...
+        raise RunnerError(f"{model_dir(path) / 'model.json'} has a malformed weightsManifest: {first_line(exc)}")
     return precision_of(dtypes, "weightsManifest")
+
+
+def _element_count(shape: Any) -> int:
+    """The number of elements of a weight's ``shape`` (a list of non-negative integers), in Python integers
+    (no int64 overflow from a forged size)."""
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ValueError(f"weight shape {str(shape)[:60]} is not a list of sizes")
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
 
 
 class TfjsRunner(Runner):
@@ -76,24 +93,39 @@ class TfjsRunner(Runner):
                 f"the tfjs runner's npm packages are not installed; run once: cd {NODE_DIR} && npm ci --omit=dev"
             )
         backend = os.environ.get("RVM_TFJS_BACKEND", "wasm")
+        # Node.js's own stderr (a crash's stack, a fatal V8 error) goes to a file, and the line that says
+        # why ends the RunnerError: the command's one line, not pages of JavaScript.
+        self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [node, str(SCRIPT), str(model_dir(self.path)), backend],
+            # absolute: Node runs in NODE_DIR, where a path relative to the caller's folder means nothing
+            [node, str(SCRIPT), str(model_dir(self.path).resolve()), backend],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=self._stderr,
             cwd=NODE_DIR,
         )
         atexit.register(self.close)
-        ready = self._read_header()
+        try:
+            ready = self._read_header()
+        except RunnerError:
+            self.close()
+            raise
         if "error" in ready:
             self.close()
-            raise RunnerError(f"TF.js could not load {self.path}: {ready['error']}")
+            raise RunnerError(f"TF.js could not load {self.path}: {first_line(str(ready['error']), 400)}")
         self.backend = ready.get("backend", backend)
         self.tfjs_version = ready.get("tfjs", "?")
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
-        meta = read_model_json(Path(path)).get("userDefinedMetadata", {}).get(METADATA_KEY)
-        return ArtifactMetadata.from_json(json.dumps(meta)) if meta else None
+        user = read_model_json(Path(path)).get("userDefinedMetadata", {})
+        meta = user.get(METADATA_KEY) if isinstance(user, dict) else None
+        if not meta:
+            return None
+        try:
+            return ArtifactMetadata.from_json(json.dumps(meta))
+        except (ValueError, TypeError, RecursionError) as exc:  # not an object, fields missing
+            raise load_error(model_dir(path) / "model.json", f"a model.json with a readable {METADATA_KEY}", exc)
 
     def facts(self) -> ArtifactFacts:
         return weights_manifest_facts(self.path)
@@ -109,7 +141,7 @@ class TfjsRunner(Runner):
             self.process.stdin.write(encode_request(src, state, downsample_ratio))
             self.process.stdin.flush()
         except BrokenPipeError:
-            raise RunnerError("the TF.js runner process has exited")
+            raise RunnerError(f"the TF.js runner process has exited ({self._exit_status()}){self._node_said()}")
         reply = self._read_header()
         if "error" in reply:
             raise RuntimeError(f"TF.js: {reply['error']}")  # a backend failure: the harness reports it
@@ -123,14 +155,45 @@ class TfjsRunner(Runner):
     def _read(self, size: int) -> bytes:
         data = self.process.stdout.read(size)
         if data is None or len(data) < size:
-            raise RunnerError("the TF.js runner process exited mid-reply")
+            raise RunnerError(f"the TF.js runner process exited mid-reply ({self._exit_status()}){self._node_said()}")
         return data
 
     def _read_header(self) -> dict:
         line = self.process.stdout.readline()
         if not line:
-            raise RunnerError(f"the TF.js runner exited (code {self.process.poll()}) without answering")
-        return json.loads(line)
+            raise RunnerError(f"the TF.js runner exited ({self._exit_status()}) without answering{self._node_said()}")
+        try:
+            header = json.loads(line)
+        except (ValueError, RecursionError):
+            header = None
+        if not isinstance(header, dict):
+            raise RunnerError(f"the TF.js runner answered {line[:80]!r}, not a JSON header line{self._node_said()}")
+        return header
+
+    def _exit_status(self) -> str:
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "still running"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"code {code}"
+
+    def _node_said(self) -> str:
+        """': Node.js said: <the line of its stderr that says why>', or nothing."""
+        try:
+            self._stderr.seek(0)
+            text = self._stderr.read()[-65536:].decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            return ""
+        telling = [line for line in lines if "Error" in line or "FATAL" in line or "error" in line]
+        return f"; Node.js said: {(telling or lines)[-1][:300]}"
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -139,3 +202,5 @@ class TfjsRunner(Runner):
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
+        self._stderr.close()

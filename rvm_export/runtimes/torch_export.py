@@ -9,7 +9,7 @@ import torch
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
 from .base import Outputs, Runner, RunnerError, load_error, to_numpy_outputs
-from .torch_runner import torch_device
+from .torch_runner import metadata_from, torch_device
 
 
 def load_program(path: Path) -> Tuple[Any, ArtifactMetadata]:
@@ -22,7 +22,7 @@ def load_program(path: Path) -> Tuple[Any, ArtifactMetadata]:
         raise load_error(path, "a loadable torch.export program", exc)
     if not extra[METADATA_KEY]:
         raise RunnerError(f"{path} carries no {METADATA_KEY}; it was not written by rvm-export")
-    return program, ArtifactMetadata.from_json(extra[METADATA_KEY])
+    return program, metadata_from(extra[METADATA_KEY], path)
 
 
 class TorchExportRunner(Runner):

@@ -9,6 +9,7 @@ import torch
 
 from model import MattingNetwork, load_checkpoint, seeded_random_model, sha256_file
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+from rvm_export.contract.errors import USER_ERRORS, first_line
 
 from .base import (
     LARGE_TENSOR,
@@ -93,8 +94,19 @@ def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path]
     if metadata.checkpoint_sha256 is None:
         if checkpoint is not None:
             raise RunnerError("the artifact holds a seeded random initialisation; pass no checkpoint", "checkpoint")
-        return seeded_random_model(metadata.variant, metadata.refiner, metadata.seed or 0)
-    path = Path(checkpoint) if checkpoint is not None else Path(metadata.checkpoint or "")
+        seed = metadata.seed or 0
+        if not isinstance(seed, int) or isinstance(seed, bool) or not -(2**63) <= seed < 2**64:  # torch's range
+            raise RunnerError(f"the artifact's metadata records the seed {str(seed)[:40]!r}, not a torch seed")
+        try:
+            return seeded_random_model(metadata.variant, metadata.refiner, seed)
+        except (ValueError, TypeError) as exc:  # an unknown variant or refiner
+            raise RunnerError(f"the artifact's metadata does not name a model: {first_line(exc)}")
+    if not isinstance(metadata.checkpoint_sha256, str):  # a damaged metadata document
+        raise RunnerError(
+            f"the artifact's metadata records checkpoint_sha256 {str(metadata.checkpoint_sha256)[:40]!r}, not a hash"
+        )
+    recorded = metadata.checkpoint if isinstance(metadata.checkpoint, str) else ""
+    path = Path(checkpoint) if checkpoint is not None else Path(recorded)
     if not path.is_file():
         raise RunnerError(
             f"the artifact was exported from {metadata.checkpoint} (sha256 {metadata.checkpoint_sha256[:12]}), "
@@ -108,7 +120,21 @@ def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path]
             f"(sha256 {metadata.checkpoint_sha256[:12]}); pass the right checkpoint",
             "checkpoint",
         )
-    return load_checkpoint(path, metadata.variant, metadata.refiner)
+    try:
+        return load_checkpoint(path, metadata.variant, metadata.refiner)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, USER_ERRORS):  # CheckpointError: the checkpoint's own problem, already one line
+            raise
+        raise RunnerError(f"the artifact's metadata does not name a model: {first_line(exc)}")
+
+
+def metadata_from(text: str | bytes, path: Path) -> ArtifactMetadata:
+    """The metadata document an artifact embeds; a damaged one (not JSON, not an object, fields missing) is
+    refused with one line instead of the JSON parser's traceback."""
+    try:
+        return ArtifactMetadata.from_json(text)
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
+        raise load_error(path, f"an artifact with a readable {METADATA_KEY}", exc)
 
 
 def torch_device(device: Optional[str]) -> str:
@@ -168,7 +194,7 @@ def _load(path: Path, device: str = "cpu") -> Tuple[Any, Optional[ArtifactMetada
         module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as exc:  # torch raises bare RuntimeErrors for foreign or truncated files
         raise load_error(path, "a loadable TorchScript file", exc)
-    metadata = ArtifactMetadata.from_json(extra[METADATA_KEY]) if extra[METADATA_KEY] else None
+    metadata = metadata_from(extra[METADATA_KEY], path) if extra[METADATA_KEY] else None
     return module.eval(), metadata
 
 

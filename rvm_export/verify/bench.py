@@ -37,7 +37,7 @@ from rvm_export.contract import tool_versions
 from rvm_export.contract.errors import USER_ERRORS, cli_message
 from rvm_export.targets import TARGETS, artifact_files
 
-from ..runtimes import Runner, RunnerError, artifact_kind
+from ..runtimes import Runner, RunnerError, artifact_kind, runner_class
 from ..runtimes.rollout import rollout
 from ..runtimes.torch_runner import TorchReference
 from ..targets import backends
@@ -92,43 +92,13 @@ def eager_model(
     return reference, Path(runner.metadata.checkpoint or "seeded random weights")  # type: ignore[union-attr]
 
 
-def pin_tensorflow_threads(threads: int) -> None:
-    """TensorFlow takes its thread counts only before its runtime starts (the first SavedModel load)."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-    except RuntimeError:  # already started in this process (a test session): it keeps its own counts
-        pass
-
-
 def pin_threads(runner: Runner, threads: int) -> None:
-    """Give every backend the same number of intra-op threads (PyTorch, ONNX Runtime, OpenVINO, LiteRT;
-    TensorFlow: pin_tensorflow_threads)."""
+    """Give every row the same number of intra-op threads: PyTorch's, and the runner's own runtime's."""
     import torch
 
     torch.set_num_threads(threads)
-    if runner.kind == "onnx":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = runner.session  # type: ignore[attr-defined]
-        runner.session = ort.InferenceSession(str(runner.path), options, providers=session.get_providers())  # type: ignore[attr-defined]
-    elif runner.kind == "openvino":
-        import openvino as ov
-
-        from ..runtimes.openvino import read_model
-
-        hint = runner.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # type: ignore[attr-defined]
-        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}
-        runner.compiled = ov.Core().compile_model(read_model(runner.path), "CPU", config)  # type: ignore[attr-defined]
-        runner.request = runner.compiled.create_infer_request()  # type: ignore[attr-defined]
-    elif runner.kind == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        runner.interpreter = Interpreter(model_path=str(runner.path), num_threads=threads)  # type: ignore[attr-defined]
-        runner.run = runner.interpreter.get_signature_runner("serving_default")  # type: ignore[attr-defined]
+    if hasattr(runner, "set_threads"):
+        runner.set_threads(threads)
 
 
 def runs_case(runner: Runner, case: Tuple[int, int, float]) -> bool:
@@ -195,8 +165,8 @@ def benchmark(
     if tfjs_backends and not any(TARGETS[k].backends for k in kinds):
         offered = ", ".join(t.title for t in TARGETS.values() if t.backends)
         raise RunnerError(f"a runtime backend applies to {offered} artifacts only, and none was given", "tfjs_backend")
-    if "tensorflow" in kinds:
-        pin_tensorflow_threads(threads)
+    for kind in dict.fromkeys(kinds):  # runtimes that fix their threads when they start (TensorFlow)
+        runner_class(kind).pin_process_threads(threads)
     rows: List[Row] = []
     opened: List[Tuple[Runner, MattingNetwork]] = []
     for path, kind in zip(paths, kinds, strict=True):

@@ -140,8 +140,8 @@ def test_coreml_format_follows_the_suffix(output, fmt, expected) -> None:
 @pytest.mark.parametrize(
     "output, fmt, message",
     [
-        ("m.mlmodel", "mlprogram", "--format mlprogram contradicts m.mlmodel"),
-        ("m.mlpackage", "neuralnetwork", "--format neuralnetwork contradicts m.mlpackage"),
+        ("m.mlmodel", "mlprogram", "format mlprogram contradicts m.mlmodel"),
+        ("m.mlpackage", "neuralnetwork", "format neuralnetwork contradicts m.mlpackage"),
         ("m.onnx", None, "a CoreML model is saved as *.mlpackage"),
     ],
 )

@@ -13,7 +13,9 @@ from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 from rvm_export.export.cli import main as export_main
 from rvm_export.runtimes.coreml import check_contract, check_sampling
 from rvm_export.runtimes.mil_interpreter import load_program
-from tests.verify.coreml_cache import HEIGHT, WEIGHTS, WIDTH, coreml_artifact
+from tests.helpers import COREML_CASE, WEIGHTS, ArtifactCache
+
+WIDTH, HEIGHT, _ = COREML_CASE
 
 STATE_SHAPES = [(1, 16, 24, 32), (1, 20, 12, 16), (1, 40, 6, 8), (1, 64, 3, 4)]  # 128x96 at ratio 0.5
 
@@ -48,8 +50,8 @@ def _metadata(spec: object) -> ArtifactMetadata:
     return ArtifactMetadata.from_json(spec.description.metadata.userDefined[METADATA_KEY])
 
 
-def test_mlprogram_contract_as_the_documentation_uses_it() -> None:
-    spec = ct.utils.load_spec(str(coreml_artifact("mlprogram", "fp16")))
+def test_mlprogram_contract_as_the_documentation_uses_it(artifacts: ArtifactCache) -> None:
+    spec = ct.utils.load_spec(str(artifacts.coreml("mlprogram", "fp16")))
     metadata = _metadata(spec)
     assert check_contract(spec, metadata, STATE_SHAPES) == []
     src = spec.description.input[0]
@@ -67,8 +69,8 @@ def test_mlprogram_contract_as_the_documentation_uses_it() -> None:
     assert "version.coremltools" in user and metadata.options["format"] == "mlprogram"
 
 
-def test_fp16_program_keeps_the_guided_filter_in_fp32() -> None:
-    ops = list(load_program(str(coreml_artifact("mlprogram", "fp16"))).functions["main"].operations)
+def test_fp16_program_keeps_the_guided_filter_in_fp32(artifacts: ArtifactCache) -> None:
+    ops = list(load_program(str(artifacts.coreml("mlprogram", "fp16"))).functions["main"].operations)
     convs = [op for op in ops if op.op_type == "conv"]
     refiner = [op for op in convs if op.name.startswith("refiner__")]
     assert len(refiner) == 8  # the box filter: 4 inputs x 2 separable passes
@@ -76,8 +78,8 @@ def test_fp16_program_keeps_the_guided_filter_in_fp32() -> None:
     assert all(op.outputs[0].dtype == types.fp16 for op in convs if op not in refiner)
 
 
-def test_neuralnetwork_int8_contract_sampling_and_8bit_weights() -> None:
-    spec = ct.utils.load_spec(str(coreml_artifact("neuralnetwork", "int8")))
+def test_neuralnetwork_int8_contract_sampling_and_8bit_weights(artifacts: ArtifactCache) -> None:
+    spec = ct.utils.load_spec(str(artifacts.coreml("neuralnetwork", "int8")))
     assert spec.specificationVersion == 5  # iOS 14: needed for bilinear align_corners=False
     assert check_contract(spec, _metadata(spec), STATE_SHAPES) == []
     assert check_sampling(spec) == []

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 from click.testing import CliRunner
 
 from rvm_export.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata
@@ -15,8 +14,7 @@ from rvm_export.export.cli import main
 from rvm_export.export.onnx import MAX_OPSET, MIN_OPSET
 from rvm_export.export.onnx_graph import GATE_IF_NAME
 from rvm_export.verify.sequence import Case, build_sequence
-
-from .onnx_artifacts import DOC, WEIGHTS, exported
+from tests.helpers import OFFICIAL_DOC, WEIGHTS, ArtifactCache, last_reference_pha, run_snippet
 
 ELEM = {"fp32": onnx.TensorProto.FLOAT, "fp16": onnx.TensorProto.FLOAT16}
 
@@ -26,8 +24,8 @@ def dims(value: onnx.ValueInfoProto) -> list:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_contract_names_dtypes_and_dynamic_axes(precision: str) -> None:
-    graph = onnx.load(str(exported(precision))).graph
+def test_contract_names_dtypes_and_dynamic_axes(precision: str, artifacts: ArtifactCache) -> None:
+    graph = onnx.load(str(artifacts.onnx(precision))).graph
     assert [i.name for i in graph.input] == list(INPUT_NAMES)
     assert [o.name for o in graph.output] == list(OUTPUT_NAMES)
     for value in list(graph.input) + list(graph.output):
@@ -43,16 +41,16 @@ def test_contract_names_dtypes_and_dynamic_axes(precision: str) -> None:
     assert shapes["r1o"] == ["batch", 16, "r1_height", "r1_width"]
 
 
-def test_graph_passes_full_check_and_strict_shape_inference() -> None:
-    model = onnx.load(str(exported("fp16")))
+def test_graph_passes_full_check_and_strict_shape_inference(artifacts: ArtifactCache) -> None:
+    model = onnx.load(str(artifacts.onnx("fp16")))
     onnx.checker.check_model(model, full_check=True)
     onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     assert model.opset_import[0].version == 12
     assert not [o for o in model.opset_import if o.domain == "rvm"], "the export-time marker op must be gone"
 
 
-def test_metadata_props_carry_the_artifact_metadata() -> None:
-    model = onnx.load(str(exported("fp16")))
+def test_metadata_props_carry_the_artifact_metadata(artifacts: ArtifactCache) -> None:
+    model = onnx.load(str(artifacts.onnx("fp16")))
     props = {p.key: p.value for p in model.metadata_props}
     meta = ArtifactMetadata.from_json(props[METADATA_KEY])
     assert (meta.format, meta.precision, meta.variant, meta.refiner) == (
@@ -65,8 +63,8 @@ def test_metadata_props_carry_the_artifact_metadata() -> None:
     assert {"onnx", "onnxruntime", "onnxslim"} <= set(meta.tools)
 
 
-def test_refiner_lives_only_in_the_else_branch_of_the_ratio_if() -> None:
-    graph = onnx.load(str(exported("fp32"))).graph
+def test_refiner_lives_only_in_the_else_branch_of_the_ratio_if(artifacts: ArtifactCache) -> None:
+    graph = onnx.load(str(artifacts.onnx("fp32"))).graph
     ifs = [n for n in graph.node if n.op_type == "If"]
     assert [n.name for n in ifs] == [GATE_IF_NAME]
     branches = {a.name: a.g for a in ifs[0].attribute}
@@ -79,11 +77,12 @@ def test_refiner_lives_only_in_the_else_branch_of_the_ratio_if() -> None:
     assert sum(n.op_type == "Resize" for n in graph.node) == 5
 
 
-def test_full_resolution_tail_touches_full_size_tensors_only_with_arithmetic() -> None:
+def test_full_resolution_tail_touches_full_size_tensors_only_with_arithmetic(artifacts: ArtifactCache) -> None:
     """No Concat/Split/Slice/ReduceMean over full-size tensors: every upsampled coefficient goes
     straight into Mul/Add and ``src`` is read only by Mul, the channel sum and Shape."""
     branch = {
-        a.name: a.g for a in [n for n in onnx.load(str(exported("fp32"))).graph.node if n.op_type == "If"][0].attribute
+        a.name: a.g
+        for a in [n for n in onnx.load(str(artifacts.onnx("fp32"))).graph.node if n.op_type == "If"][0].attribute
     }
     nodes = branch["else_branch"].node
     upsampled = {o for n in nodes if n.op_type == "Resize" for o in n.output}
@@ -118,8 +117,8 @@ def test_runtime_ratio_resize_is_an_exact_identity_at_ratio_one(dtype: type) -> 
     np.testing.assert_array_equal(y, x)
 
 
-def test_static_artifact_has_fixed_shapes_and_no_ratio_input() -> None:
-    model = onnx.load(str(exported("fp32", 20, (161, 97), 0.5)))
+def test_static_artifact_has_fixed_shapes_and_no_ratio_input(artifacts: ArtifactCache) -> None:
+    model = onnx.load(str(artifacts.onnx("fp32", 20, (161, 97), 0.5)))
     graph = model.graph
     assert "downsample_ratio" not in [i.name for i in graph.input]
     shapes = {v.name: dims(v) for v in list(graph.input) + list(graph.output)}
@@ -130,38 +129,25 @@ def test_static_artifact_has_fixed_shapes_and_no_ratio_input() -> None:
     assert model.opset_import[0].version == 20
 
 
-def doc_snippets() -> list:
-    """The ONNX section's Python snippets of the RVM inference documentation, verbatim."""
-    text = DOC.read_text(encoding="utf-8")
+def test_official_documentation_snippets_run_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, artifacts: ArtifactCache, real_model
+) -> None:
+    """The ONNX section of the official RVM inference documentation (docs/onnx.md's own snippets:
+    tests/test_conformance.py), with the IO-binding snippet's 'cuda' on the CPU."""
+    text = OFFICIAL_DOC.read_text(encoding="utf-8")
     section = text[text.index("## ONNX") : text.index("### TensorFlow")]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
-
-
-def test_documentation_snippets_run_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    load, simple_loop, io_binding = doc_snippets()
-    (tmp_path / "rvm_mobilenetv3_fp16.onnx").write_bytes(exported("fp16").read_bytes())
-    monkeypatch.chdir(tmp_path)
+    load, simple_loop, io_binding = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    (tmp_path / "rvm_mobilenetv3_fp16.onnx").symlink_to(artifacts.onnx("fp16"))
     frames = build_sequence(Case(160, 96, 1, 0.25, 3))
     video = [f.astype(np.float16) for f in frames]
-
-    plain: dict = {"YOUR_VIDEO": video}
-    exec(load + simple_loop, plain)
-    bound: dict = {"YOUR_VIDEO": video}
-    exec(io_binding.replace("'cuda'", "'cpu'"), bound)
+    plain = run_snippet(load + simple_loop, video, tmp_path, monkeypatch)
+    bound = run_snippet(io_binding.replace("'cuda'", "'cpu'"), video, tmp_path, monkeypatch)
 
     fgr, pha = plain["fgr"], plain["pha"]
     assert fgr.dtype == pha.dtype == np.float16 and fgr.shape == (1, 3, 96, 160) and pha.shape == (1, 1, 96, 160)
     np.testing.assert_array_equal(bound["fgr"], fgr)
     np.testing.assert_array_equal(bound["pha"], pha)
-
-    from model import load_checkpoint
-
-    net = load_checkpoint(WEIGHTS)
-    rec = [None] * 4
-    with torch.inference_mode():
-        for f in frames:
-            ref_fgr, ref_pha, *rec = net(torch.from_numpy(f), *rec, downsample_ratio=0.25)
-    assert np.abs(pha.astype(np.float32) - ref_pha.numpy()).max() < 0.05
+    assert np.abs(pha.astype(np.float32) - last_reference_pha(real_model, frames, 0.25)).max() < 0.05
 
 
 # Bad input: one line on stderr, exit 2, nothing written.

@@ -1,23 +1,20 @@
 """The channels-last TensorFlow port against the PyTorch MattingNetwork, op by op and whole."""
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
-from ..conftest import require  # noqa: E402
+from tests.helpers import require
 
 tf = require("tensorflow")
 
-from model import load_checkpoint, seeded_random_model  # noqa: E402
+from model import seeded_random_model  # noqa: E402
 from rvm_export.export.tf_port import WeightTransferError, from_torch, transfer_weights  # noqa: E402
 from rvm_export.export.tf_port.layers import resize_by_ratio  # noqa: E402
 from rvm_export.export.tf_port.network import TFMattingNetwork  # noqa: E402
-
-WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 
 OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
 
@@ -91,11 +88,6 @@ def test_port_matches_pytorch_with_real_weights(real_model):
     """Trained weights are well-conditioned: here the port agrees to float32 noise."""
     err32, err_tf = run_all(real_model, from_torch(real_model), (97, 65), 0.5, frames=3)
     assert max(err_tf.values()) < 2e-4, err_tf
-
-
-@pytest.fixture(scope="module")
-def real_model():
-    return load_checkpoint(WEIGHTS)
 
 
 def test_transfer_rejects_missing_and_misshaped_weights():

@@ -1,14 +1,14 @@
-"""The SavedModel contract: every documented way of loading and calling it, and bad input."""
+"""The SavedModel contract: the documented ways of loading and calling it beyond docs/tensorflow.md's snippet
+(that one runs as written in tests/test_conformance.py), and bad input."""
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ..conftest import require  # noqa: E402
+from tests.helpers import ArtifactCache, require
 
 tf = require("tensorflow")
 
@@ -16,16 +16,12 @@ from click.testing import CliRunner  # noqa: E402
 
 from rvm_export.export.cli import main  # noqa: E402
 
-WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 OUTPUTS = {"fgr", "pha", "r1o", "r2o", "r3o", "r4o"}
 
 
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tf") / "rvm_mobilenetv3_tf"
-    result = CliRunner().invoke(main, ["tensorflow", "--checkpoint", str(WEIGHTS), "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+def saved_model(artifacts: ArtifactCache):
+    return artifacts.export("tensorflow", "rvm_mobilenetv3_tf")
 
 
 def frames(batch=1, height=65, width=97, count=2):
@@ -36,17 +32,6 @@ def frames(batch=1, height=65, width=97, count=2):
 def test_metadata_asset(saved_model):
     meta = json.loads((saved_model / "assets" / "rvm_metadata.json").read_text())
     assert meta["format"] == "tensorflow" and meta["layout"] == "NHWC" and meta["refiner"] == "fast_guided_filter"
-
-
-def test_documented_list_call_with_scalar_states(saved_model):
-    """tf.saved_model.load + model([src, *rec, downsample_ratio]) as in the RVM documentation."""
-    model = tf.saved_model.load(str(saved_model))
-    rec = [tf.constant(0.0)] * 4
-    for src in frames(batch=2):
-        out = model([src, *rec, tf.constant(0.5)])
-        fgr, pha, *rec = out["fgr"], out["pha"], out["r1o"], out["r2o"], out["r3o"], out["r4o"]
-    assert set(out) == OUTPUTS
-    assert fgr.shape == (2, 65, 97, 3) and pha.shape == (2, 65, 97, 1) and rec[0].shape == (2, 16, 24, 16)
 
 
 def test_serving_default_signature_named_io(saved_model):

@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 from rvm_export.verify.sequence import Case, build_sequence
-
-from .helpers import encode_clip
+from tests.helpers import encode_clip
 
 FRAMES = 10
 

@@ -12,9 +12,7 @@ from rvm_export.export.base import load_source
 from rvm_export.export.torchscript import export_torchscript
 from rvm_export.inference.io import InferenceError
 from rvm_export.runtimes.base import Runner, to_numpy_outputs
-
-from ..conftest import require
-from .helpers import read_pngs, read_video, reference_alpha
+from tests.helpers import read_pngs, read_video, reference_alpha, require
 
 RATIO = 0.5
 

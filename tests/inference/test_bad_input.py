@@ -11,8 +11,7 @@ from PIL import Image
 import inference
 from inference import convert_video
 from rvm_export.inference.io import InferenceError
-
-from .helpers import leftovers
+from tests.helpers import leftovers
 
 
 def _zero_frame_video(path: Path) -> Path:

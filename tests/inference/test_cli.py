@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import REPO, read_video
+from tests.helpers import REPO, read_video
 
 
 def test_documented_command_line(weights_path: Path, clip: Path, tmp_path: Path) -> None:

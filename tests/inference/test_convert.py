@@ -11,8 +11,7 @@ import pytest
 
 from inference import auto_downsample_ratio, convert_video
 from rvm_export.inference.io import InferenceError
-
-from .helpers import GREEN, read_pngs, read_video, reference_alpha
+from tests.helpers import GREEN, read_pngs, read_video, reference_alpha
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from model import CheckpointError, MattingNetwork, sha256_file
-
-from .helpers import REPO
+from tests.helpers import REPO
 
 
 @pytest.fixture

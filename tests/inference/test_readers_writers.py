@@ -11,8 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from rvm_export.inference.io import ImageSequenceReader, ImageSequenceWriter, InferenceError, VideoReader, VideoWriter
-
-from .helpers import leftovers, read_pngs, read_video
+from tests.helpers import leftovers, read_pngs, read_video
 
 
 def test_video_reader_gives_rgb_float_tensors(clip: Path) -> None:

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from model import REFINERS, VARIANTS, MattingNetwork
-from tests.conftest import REPO
+from tests.helpers import SHARED
 
-CONTRACT = REPO.parent / "shared" / "contracts" / "official_state_dict_keys.json"
+CONTRACT = SHARED / "contracts" / "official_state_dict_keys.json"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -6,15 +6,14 @@ frames are rebuilt by the generator's own :func:`golden_frames` and checked agai
 """
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from model import load_checkpoint, sha256_file
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "data" / "official_golden.npz"
 GENERATOR = REPO / "tools" / "make_official_golden.py"
 TOLERANCE = 1e-4

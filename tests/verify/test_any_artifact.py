@@ -6,17 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
-import onnx
 import pytest
 import torch
 from click.testing import CliRunner
 
 from rvm_export.verify.api import verify_artifact
 from rvm_export.verify.cli import main as verify_main
-
-from ..conftest import require
-from ..export.onnx_artifacts import WEIGHTS, exported
-from .test_onnxruntime_runner import always_refine
+from tests.helpers import COREML_CASE, WEIGHTS, ArtifactCache, always_refine, export_artifact, require, rewrite_onnx
 
 SMALL = ["--frames", "3", "--size", "97x75"]
 
@@ -26,17 +22,14 @@ def run_verify(path: Path, *args: str):
 
 
 def strip_onnx(source: Path, path: Path, edit=None) -> Path:
-    model = onnx.load(str(source))
-    del model.metadata_props[:]
-    if edit is not None:
-        edit(model.graph)
-    onnx.save(model, str(path))
-    return path
+    return rewrite_onnx(source, path, edit, strip_metadata=True)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_onnx_without_metadata_verifies_with_checkpoint(tmp_path: Path, precision: str) -> None:
-    path = strip_onnx(exported(precision), tmp_path / f"other_{precision}.onnx")
+def test_onnx_without_metadata_verifies_with_checkpoint(
+    tmp_path: Path, artifacts: ArtifactCache, precision: str
+) -> None:
+    path = strip_onnx(artifacts.onnx(precision), tmp_path / f"other_{precision}.onnx")
     result = run_verify(path, "--checkpoint", str(WEIGHTS), *SMALL, "--ratio", "0.5")
     assert result.exit_code == 0, result.output
     assert "metadata  NONE in the artifact" in result.output
@@ -44,16 +37,19 @@ def test_onnx_without_metadata_verifies_with_checkpoint(tmp_path: Path, precisio
     assert "precision from src is " in result.output
 
 
-def test_without_metadata_or_checkpoint_is_bad_input(tmp_path: Path) -> None:
-    path = strip_onnx(exported("fp32"), tmp_path / "bare.onnx")
+def test_without_metadata_or_checkpoint_is_bad_input(tmp_path: Path, artifacts: ArtifactCache) -> None:
+    path = strip_onnx(artifacts.onnx("fp32"), tmp_path / "bare.onnx")
     result = run_verify(path)
     assert result.exit_code == 2
-    assert "carries no rvm_metadata.json" in result.output and "pass --checkpoint" in result.output
+    assert (
+        "carries no rvm_metadata.json" in result.output
+        and "pass the checkpoint it was exported from to verify it (--checkpoint)" in result.output
+    )
 
 
-def test_official_like_onnx_fails_at_ratio_one_and_passes_below(tmp_path: Path) -> None:
+def test_official_like_onnx_fails_at_ratio_one_and_passes_below(tmp_path: Path, artifacts: ArtifactCache) -> None:
     """The official ONNX export runs the refiner at ratio 1.0 too, where PyTorch skips it."""
-    path = strip_onnx(exported("fp32"), tmp_path / "official_like.onnx", always_refine)
+    path = strip_onnx(artifacts.onnx("fp32"), tmp_path / "official_like.onnx", always_refine)
     at_one = run_verify(path, "--checkpoint", str(WEIGHTS), *SMALL, "--ratio", "1")
     assert at_one.exit_code == 1, at_one.output
     first = next(line for line in at_one.output.splitlines() if line.startswith("FAIL"))
@@ -81,28 +77,26 @@ def test_torchscript_without_metadata_reads_its_precision(tmp_path: Path) -> Non
     assert "frozen graph constants" in report.metadata.inferred["precision"]
 
 
-def test_static_onnx_without_metadata_needs_its_ratio(tmp_path: Path) -> None:
-    path = strip_onnx(exported("fp32", 12, (161, 97), 0.5), tmp_path / "static.onnx")
+def test_static_onnx_without_metadata_needs_its_ratio(tmp_path: Path, artifacts: ArtifactCache) -> None:
+    path = strip_onnx(artifacts.onnx("fp32", 12, (161, 97), 0.5), tmp_path / "static.onnx")
     result = run_verify(path, "--checkpoint", str(WEIGHTS), "--frames", "2")
-    assert result.exit_code == 2 and "pass it with --ratio R" in result.output
+    assert result.exit_code == 2 and "pass that ratio (--ratio)" in result.output
     result = run_verify(path, "--checkpoint", str(WEIGHTS), "--frames", "2", "--ratio", "0.5")
     assert result.exit_code == 0, result.output
     assert "161x97 b1 r0.5 t2" in result.output
 
 
-def test_coreml_without_metadata_verifies_at_its_fixed_size(tmp_path: Path) -> None:
+def test_coreml_without_metadata_verifies_at_its_fixed_size(tmp_path: Path, artifacts: ArtifactCache) -> None:
     require("coremltools")
     import coremltools as ct
 
-    from .coreml_cache import RATIO, coreml_artifact
-
-    spec = ct.utils.load_spec(str(coreml_artifact("neuralnetwork", "int8")))
+    spec = ct.utils.load_spec(str(artifacts.coreml("neuralnetwork", "int8")))
     spec.description.metadata.userDefined.clear()
     for feature in [*spec.description.input, *spec.description.output]:
         feature.shortDescription = ""
     path = tmp_path / "other.mlmodel"
     ct.utils.save_spec(spec, str(path))
-    result = run_verify(path, "--checkpoint", str(WEIGHTS), "--frames", "2", "--ratio", str(RATIO))
+    result = run_verify(path, "--checkpoint", str(WEIGHTS), "--frames", "2", "--ratio", str(COREML_CASE[2]))
     assert result.exit_code == 0, result.output
     assert "coreml, mobilenetv3, fast_guided_filter, int8]" in result.output
 
@@ -113,8 +107,6 @@ def test_tfjs_box_filter_padded_unlike_pytorch_fails_below_ratio_one(tmp_path: P
 
     tf = require("tensorflow")
     from rvm_export.export.tf_port import guided_filter
-
-    from ..conftest import export_artifact
 
     def valid_mean(x, radius):
         return tf.nn.avg_pool2d(x, 2 * radius + 1, 1, "SAME")

@@ -1,14 +1,11 @@
 """rvm-verify on TF.js graph models in headless Chromium: WebGL (float32 and float16 textures) and
 WebAssembly, with the real weights. One Chromium serves the whole module (BrowserSession)."""
 
-import json
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from ..conftest import export_artifact, require, requires_browser  # noqa: E402
+from tests.helpers import WEIGHTS, ArtifactCache, perturb_tfjs_weights, require, requires_browser
 
 tf = require("tensorflow")
 require("playwright")
@@ -23,7 +20,6 @@ from rvm_export.runtimes.tfjs_browser import BrowserSession  # noqa: E402
 from rvm_export.verify.api import verify_artifact  # noqa: E402
 from rvm_export.verify.cli import main as verify_main  # noqa: E402
 
-WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth"
 # Ratio 0.5 runs the guided-filter refiner, where float16 textures used to break alpha.
 CASE = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])
 
@@ -32,14 +28,12 @@ pytestmark = requires_browser()
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, artifacts: ArtifactCache):
     tmp = tmp_path_factory.mktemp("tfjs_browser")
-    paths = {}
-    for precision, quantize in (("fp32", "none"), ("uint16", "uint16")):
-        out = tmp / f"{precision}_tfjs"
-        args = ["tfjs", "--checkpoint", str(WEIGHTS), "--quantize", quantize, "--output", str(out)]
-        export_artifact(*args)
-        paths[precision] = out
+    paths = {
+        "fp32": artifacts.export("tfjs", "rvm_mobilenetv3_tfjs"),
+        "uint16": artifacts.export("tfjs", "rvm_mobilenetv3_uint16_tfjs", "--quantize", "uint16"),
+    }
     # The refiner as PyTorch writes it (variance as E[x²] - E[x]²): exact in float32, broken in float16.
     source = load_source(WEIGHTS)
     net = from_torch(source.model)
@@ -53,7 +47,7 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize("backend", ["webgl", "webgl-f16", "wasm"])
 @pytest.mark.parametrize("precision", ["fp32", "uint16"])
 def test_real_weights_pass_in_chromium(exported, precision, backend):
-    report = verify_artifact(exported[precision], tfjs_backend=backend, **CASE)
+    report = verify_artifact(exported[precision], backend=backend, **CASE)
     assert report.passed, report.table()
     assert f"backend {backend}" in report.runtime and "Chromium" in report.runtime
     if backend.startswith("webgl"):
@@ -64,32 +58,15 @@ def test_real_weights_pass_in_chromium(exported, precision, backend):
 
 def test_naive_variance_refiner_fails_on_float16_textures(exported):
     """The same graph with E[x²] - E[x]² passes on float32 textures and breaks alpha on float16 ones."""
-    assert verify_artifact(exported["naive"], tfjs_backend="webgl", **CASE).passed
-    report = verify_artifact(exported["naive"], tfjs_backend="webgl-f16", **CASE)
+    assert verify_artifact(exported["naive"], backend="webgl", **CASE).passed
+    report = verify_artifact(exported["naive"], backend="webgl-f16", **CASE)
     assert not report.passed
     assert any(f.output == "pha" for f in report.failures), report.table()
 
 
 def test_perturbed_weight_fails_on_webgl(exported, tmp_path):
-    bad = tmp_path / "bad_tfjs"
-    shutil.copytree(exported["fp32"], bad)
-    model = json.loads((bad / "model.json").read_text())
-    (group,) = model["weightsManifest"]
-    data = bytearray(b"".join((bad / p).read_bytes() for p in group["paths"]))
-    offset, target = 0, None  # the largest float tensor, scaled by 1.05
-    for spec in group["weights"]:
-        size = int(np.prod(spec["shape"])) * 4
-        if spec["dtype"] == "float32" and (target is None or size > target[1]):
-            target = (offset, size)
-        offset += size
-    start, size = target
-    data[start : start + size] = (np.frombuffer(bytes(data[start : start + size]), "<f4") * 1.05).tobytes()
-    for p in group["paths"]:
-        (bad / p).unlink()
-    group["paths"] = ["group1-shard1of1.bin"]
-    (bad / "group1-shard1of1.bin").write_bytes(bytes(data))
-    (bad / "model.json").write_text(json.dumps(model))
-    report = verify_artifact(bad, tfjs_backend="webgl", **CASE)
+    bad = perturb_tfjs_weights(exported["fp32"], tmp_path)
+    report = verify_artifact(bad, backend="webgl", **CASE)
     assert not report.passed
 
 
@@ -123,7 +100,7 @@ def test_no_webgl_context_is_a_runner_error(exported, monkeypatch):
     monkeypatch.setattr(tfjs_browser, "CHROMIUM_ARGS", [*tfjs_browser.CHROMIUM_ARGS, "--disable-webgl"])
     try:
         with pytest.raises(RunnerError, match="no WebGL context"):
-            open_runner(exported["uint16"], tfjs_backend="webgl")
+            open_runner(exported["uint16"], backend="webgl")
     finally:
         if BrowserSession._shared is not None:
             BrowserSession._shared.close()
@@ -132,5 +109,5 @@ def test_no_webgl_context_is_a_runner_error(exported, monkeypatch):
 def test_tfjs_backend_is_refused_for_other_artifacts(tmp_path):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"")
-    with pytest.raises(RunnerError, match="TF.js artifacts only"):
-        open_runner(onnx, tfjs_backend="webgl")
+    with pytest.raises(RunnerError, match="a runtime backend applies to TensorFlow.js artifacts only"):
+        open_runner(onnx, backend="webgl")

@@ -19,8 +19,7 @@ from rvm_export.verify.harness import verify_runner
 from rvm_export.verify.report import Report
 from rvm_export.verify.sequence import Case, build_sequence
 from rvm_export.verify.tolerances import Tolerance, tolerance_for
-
-from ..export.onnx_artifacts import WEIGHTS, exported
+from tests.helpers import WEIGHTS, ArtifactCache
 
 TINY = ["--frames", "2", "--size", "64x48", "--ratio", "0.5"]
 
@@ -29,8 +28,8 @@ def run_verify(path: Path, *args: str):
     return CliRunner().invoke(verify_main, [str(path), *args])
 
 
-def perturbed_onnx(tmp_path: Path, weight: str, factor: float) -> Path:
-    model = onnx.load(str(exported("fp32")))
+def perturbed_onnx(good: Path, tmp_path: Path, weight: str, factor: float) -> Path:
+    model = onnx.load(str(good))
     init = next(i for i in model.graph.initializer if i.name == weight)
     values = numpy_helper.to_array(init).copy()
     values[3] *= factor  # one output channel
@@ -51,8 +50,8 @@ def test_gate_is_a_multiple_of_the_noise_between_floor_and_ceiling() -> None:
             assert all(getattr(floor, m) < getattr(ceiling, m) for m in Tolerance.__dataclass_fields__)
 
 
-def test_json_has_noise_floor_and_ratio_in_every_entry(tmp_path: Path) -> None:
-    result = run_verify(exported("fp32"), *TINY, "--json", str(tmp_path / "r.json"))
+def test_json_has_noise_floor_and_ratio_in_every_entry(tmp_path: Path, artifacts: ArtifactCache) -> None:
+    result = run_verify(artifacts.onnx("fp32"), *TINY, "--json", str(tmp_path / "r.json"))
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
     entries = [s for case in report["cases"] for s in case["stats"]]
@@ -66,10 +65,10 @@ def test_json_has_noise_floor_and_ratio_in_every_entry(tmp_path: Path) -> None:
     assert all(a["noise_mad_1e3"] > 0 for case in report["cases"] for a in case["alpha"])
 
 
-def test_an_error_many_times_the_noise_fails_below_any_fixed_bound(tmp_path: Path) -> None:
+def test_an_error_many_times_the_noise_fails_below_any_fixed_bound(tmp_path: Path, artifacts: ArtifactCache) -> None:
     """0.2% on one output channel of a decoder conv: far inside the old fixed fp32 bound (2e-3), far
     outside what float32 rounding moves (the noise floor), so the calibrated gate fails it."""
-    path = perturbed_onnx(tmp_path, "net.decoder.decode2.gru.ih.0.weight", 1.002)
+    path = perturbed_onnx(artifacts.onnx("fp32"), tmp_path, "net.decoder.decode2.gru.ih.0.weight", 1.002)
     report = verify_artifact(path, frames=2, sizes=[(64, 48)], ratios=[0.5])
     assert not report.passed
     worst = report.worst()
@@ -93,8 +92,8 @@ def test_the_long_sequence_keeps_the_person_in_view() -> None:
 
 
 @pytest.mark.parametrize("frames", [4, 300])
-def test_good_fp32_onnx_passes_at_every_length(frames: int) -> None:
-    report = verify_artifact(exported("fp32"), frames=frames, sizes=[(128, 96)], ratios=[0.5])
+def test_good_fp32_onnx_passes_at_every_length(frames: int, artifacts: ArtifactCache) -> None:
+    report = verify_artifact(artifacts.onnx("fp32"), frames=frames, sizes=[(128, 96)], ratios=[0.5])
     assert report.passed, report.table()
     if frames == 300:
         assert not any(d.drifting for d in report.drifts()), report.table()
@@ -166,8 +165,8 @@ def test_a_crashing_backend_is_an_artifact_failure_not_bad_input(tmp_path: Path)
     )
 
 
-def test_localize_names_the_perturbed_module_in_onnx(tmp_path: Path) -> None:
-    path = perturbed_onnx(tmp_path, "net.decoder.decode2.gru.ih.0.weight", 1.05)
+def test_localize_names_the_perturbed_module_in_onnx(tmp_path: Path, artifacts: ArtifactCache) -> None:
+    path = perturbed_onnx(artifacts.onnx("fp32"), tmp_path, "net.decoder.decode2.gru.ih.0.weight", 1.05)
     result = run_verify(path, *TINY, "--localize")
     assert result.exit_code == 1, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("first divergence:"))
@@ -189,8 +188,8 @@ def test_localize_names_the_perturbed_module_in_torchscript(tmp_path: Path) -> N
     assert line.startswith("first divergence: decoder.decode1.gru.hh.0 at frame 0"), line
 
 
-def test_plot_writes_a_png(tmp_path: Path) -> None:
+def test_plot_writes_a_png(tmp_path: Path, artifacts: ArtifactCache) -> None:
     png = tmp_path / "errors.png"
-    result = run_verify(exported("fp32"), *TINY, "--plot", str(png))
+    result = run_verify(artifacts.onnx("fp32"), *TINY, "--plot", str(png))
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000

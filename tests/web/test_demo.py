@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conftest import export_artifact, require, requires_browser  # noqa: E402
+from tests.helpers import ArtifactCache, require, requires_browser
 
 tf = require("tensorflow")
 require("playwright")
@@ -64,14 +64,12 @@ def wait_for_frames(page, count: int) -> None:
     assert error is None, error
 
 
-def test_demo_mattes_a_clip(tmp_path, real_model, weights_path):
+def test_demo_mattes_a_clip(tmp_path, real_model, artifacts: ArtifactCache):
     frames = build_sequence(CLIP)[:, 0]
     write_clip(frames, tmp_path / "clip.webm")
-    model_dir = tmp_path / "rvm_uint16_tfjs"
-    args = ["tfjs", "--checkpoint", str(weights_path), "--quantize", "uint16", "--output", str(model_dir)]
-    export_artifact(*args)
+    model_dir = artifacts.export("tfjs", "rvm_mobilenetv3_uint16_tfjs", "--quantize", "uint16")
 
-    session = BrowserSession.get()
+    session = BrowserSession.acquire()
     origin = session.mount("/demo/", WEB_DIR)
     session.mount("/model/", model_dir)
     session.mount("/clip/", tmp_path)
@@ -120,3 +118,4 @@ def test_demo_mattes_a_clip(tmp_path, real_model, weights_path):
         context.close()
         for prefix in ("/demo/", "/model/", "/clip/"):
             session.server.mounts.pop(prefix, None)
+        BrowserSession.release()
