@@ -163,6 +163,7 @@ TORCHSCRIPT_GLOBALS = frozenset(
 # TorchScript code: every `torch.*` / `ops.*` name the serialized code uses, and the free functions it calls.
 TORCHSCRIPT_NAMES = frozenset(
     {
+        "torch.flip",  # pure compute; the verifier's own tests build a BGR artifact with it
         "ops.prim.RaiseException", "ops.prim.device", "ops.prim.dtype", "torch.__contains__", "torch.__is__",
         "torch.__isnot__", "torch.__not__", "torch._upsample_bicubic2d_aa", "torch._upsample_bilinear2d_aa",
         "torch._upsample_lanczos2d_aa", "torch._upsample_nearest_exact1d", "torch._upsample_nearest_exact2d",
