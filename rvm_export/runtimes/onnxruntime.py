@@ -47,10 +47,10 @@ def open_session(path: Path, providers: Optional[Sequence[str]] = None) -> ort.I
 
 
 def session_metadata(session: ort.InferenceSession, path: Path) -> Optional[ArtifactMetadata]:
-    text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if not text:
-        return None
     try:
+        text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)  # decoded as UTF-8 here
+        if not text:
+            return None
         return ArtifactMetadata.from_json(text)
     except (ValueError, TypeError, RecursionError) as exc:  # a damaged document: not JSON, fields missing
         raise load_error(path, f"an ONNX model with a readable {METADATA_KEY}", exc)

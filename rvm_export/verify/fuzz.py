@@ -68,10 +68,10 @@ RUNTIME_LOG = re.compile(
     r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+\S+:\d+\]"  # absl / glog (TensorFlow, LiteRT)
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \[[VIWEF]:onnxruntime:"  # ONNX Runtime's logger
-    r"|Failed to load _ML\w+: No module named 'coremltools\.libcoremlpython'"  # coremltools on Linux, at import
+    r"|(?:WARNING:coremltools:)?Failed to load _ML\w+: No module named 'coremltools\.libcoremlpython'"  # at import
     r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
-    r"|(?:TensorFlow|Torch|scikit-learn) version \S+ has not been tested with coremltools\."  # its import warnings
+    r"|(?:WARNING:coremltools:)?(?:TensorFlow|Torch|scikit-learn) version \S+ has not been tested with coremltools\."
     r")"
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # ONNX Runtime colours its log lines
@@ -826,7 +826,28 @@ def fb_mutate(ctx: Ctx, path: Path, kind: Optional[str] = None) -> str:
     op = sub.Operators(rng.randrange(sub.OperatorsLength()))
     buffers = [i for i in range(model.BuffersLength()) if model.Buffers(i).DataLength()]
     buffer = model.Buffers(rng.choice(buffers)) if buffers else model.Buffers(0)
-    kind = kind or rng.choice(["length", "index", "shape", "enum"])
+    kind = kind or rng.choice(["length", "index", "shape", "enum", "options"])
+    if kind == "options":  # a field of an operator's options table (strides, num_splits, values_count...)
+        ops = [sub.Operators(i) for i in range(sub.OperatorsLength())]
+        ops = [o for o in ops if o.BuiltinOptionsType() and o.BuiltinOptions() is not None]
+        if not ops:
+            raise Skip("no operator options")
+        op = rng.choice(ops)
+        table = op.BuiltinOptions()
+        from flatbuffers.table import Table
+
+        options = Table(table.Bytes, table.Pos)
+        slots = [slot for slot in range(4, 24, 2) if options.Offset(slot)]
+        if not slots:
+            raise Skip("empty options table")
+        slot = rng.choice(slots)
+        at = options.Pos + options.Offset(slot)
+        old = data[at]
+        value = rng.choice([0, 1, 3, 255, 0x7FFFFFFF, 0xFFFFFFFF])
+        width = 1 if value <= 255 and rng.random() < 0.5 else 4
+        data[at : at + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+        path.write_bytes(bytes(data))
+        return f"flatbuffer: options field {slot // 2 - 2} of operator {op.OpcodeIndex()} (byte {old}) -> {value:#x}"
     if kind == "length":
         vectors = {
             "model.buffers": (model._tab, 12),
@@ -1262,6 +1283,7 @@ def formats() -> Dict[str, Format]:
                 ("vector length", lambda c: fb_mutate(c, c.root, "length")),
                 ("index", lambda c: fb_mutate(c, c.root, "index")),
                 ("tensor shape", lambda c: fb_mutate(c, c.root, "shape")),
+                ("operator options", lambda c: fb_mutate(c, c.root, "options")),
                 ("header bytes", lambda c: flip_bytes(c, c.root, head=True)),
                 ("metadata in place", lambda c: metadata_inplace(c, c.root)),
                 ("enum", lambda c: fb_mutate(c, c.root, "enum")),
