@@ -20,33 +20,12 @@ import pytest
 
 from rvm_export.contract.errors import RunnerError
 from rvm_export.runtimes.inspection import inspect_artifact
+from tests.helpers import copy_artifact, export_artifact
 
 SLOW = pytest.mark.skipif(
     not (os.environ.get("CI") == "true" or os.environ.get("RVM_INSPECT_SLOW")),
     reason="slow export (set RVM_INSPECT_SLOW=1; runs in CI)",
 )
-
-
-def export_artifact(*args: object) -> None:
-    """``rvm-export ARGS`` in-process; fails with the command's output unless it exits 0."""
-    from click.testing import CliRunner
-
-    from rvm_export.export.cli import main
-
-    result = CliRunner().invoke(main, [str(arg) for arg in args])
-    assert result.exit_code == 0, result.output
-
-
-def copy_artifact(path: Path, folder: Path) -> Path:
-    """A copy of the artifact at ``path`` (a folder, or a file with its .bin beside it) in ``folder``."""
-    target = folder / path.name
-    if path.is_dir():
-        shutil.copytree(path, target)
-    else:
-        shutil.copy(path, target)
-        if path.with_suffix(".bin").is_file() and path.suffix == ".xml":
-            shutil.copy(path.with_suffix(".bin"), target.with_suffix(".bin"))
-    return target
 
 
 def refused(path: Path, kind: str, *expected: str) -> str:
