@@ -13,6 +13,12 @@ from typing import Any, Dict, Optional
 
 METADATA_KEY = "rvm_metadata.json"
 SCHEMA_VERSION = 1
+# The values the verifier can act on; a document naming others (a forged or damaged file) is refused on reading.
+# tests/test_errors.py checks them against model.network and verify.tolerances.
+VARIANTS = ("mobilenetv3", "resnet50")
+REFINERS = ("deep_guided_filter", "fast_guided_filter")
+PRECISIONS = ("fp32", "fp16", "int8", "uint8", "uint16")
+LAYOUTS = ("NCHW", "NHWC")
 
 
 def tool_versions(*packages: str) -> Dict[str, str]:
@@ -50,9 +56,46 @@ class ArtifactMetadata:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "ArtifactMetadata":
+        """Parse and check a document; anything the verifier could not act on raises ValueError, one line."""
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"the metadata document is a JSON {type(data).__name__}, not an object")
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
+        missing = [
+            k
+            for k in ("format", "variant", "refiner", "precision", "checkpoint", "checkpoint_sha256")
+            if k not in known
+        ]
+        if missing:
+            raise ValueError(f"the metadata document lacks {', '.join(missing)}")
+        metadata = cls(**known)
+        metadata.check()
+        return metadata
+
+    def check(self) -> None:
+        """Raise ValueError naming the first field whose value is of the wrong type or not one we know."""
+        choices = {"variant": VARIANTS, "refiner": REFINERS, "precision": PRECISIONS, "layout": LAYOUTS}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"metadata field {name} is {_shown(value)}, not one of {', '.join(allowed)}")
+        types = {
+            "format": (str,),
+            "checkpoint": (str, type(None)),
+            "checkpoint_sha256": (str, type(None)),
+            "seed": (int, type(None)),
+            "options": (dict,),
+            "tools": (dict,),
+            "created": (str,),
+            "schema": (int,),
+            "inferred": (dict,),
+        }
+        for name, allowed_types in types.items():
+            value = getattr(self, name)
+            if not isinstance(value, allowed_types) or isinstance(value, bool):
+                raise ValueError(f"metadata field {name} is {_shown(value)}, of the wrong type")
+        if self.checkpoint_sha256 is None and self.seed is None:
+            raise ValueError("metadata names neither a checkpoint_sha256 nor a seed for its weights")
 
     @property
     def weights_label(self) -> str:
@@ -60,3 +103,8 @@ class ArtifactMetadata:
         if self.checkpoint_sha256 is None:
             return f"seeded random initialisation (seed {self.seed})"
         return f"{self.checkpoint} (sha256 {self.checkpoint_sha256[:12]})"
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."

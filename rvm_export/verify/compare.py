@@ -128,14 +128,24 @@ def structural_failures(case: str, frame: int, ref: Outputs, test: Outputs) -> L
     return failures
 
 
-def _why(value: float, limit: float, noise: float, tolerance: PrecisionTolerance) -> str:
-    ratio = value / max(noise, 1e-12)
-    scaled = tolerance.ratio * noise
-    if limit < scaled:
-        return f"exceeds the absolute ceiling {limit:.3g} (noise floor {noise:.3g}, ratio {ratio:.1f})"
-    if limit > scaled:
-        return f"exceeds the absolute floor {limit:.3g} (noise floor {noise:.3g}, ratio {ratio:.1f})"
-    return f"is {ratio:.1f} x the noise floor {noise:.3g} (allowed {tolerance.ratio:g} x = {limit:.3g})"
+def _why(value: float, limit: float, noise: float, ratio: float, floor: float, ceiling: float) -> str:
+    """Which bound set ``limit``: the absolute ceiling, the absolute floor, ``ratio`` x the noise floor, each
+    possibly raised by the runtime's own jitter (tolerances.PrecisionTolerance.allowed)."""
+    measured = value / max(noise, 1e-12)
+    scaled = ratio * noise
+    base = min(ceiling, max(floor, scaled))
+    jitter = limit - base
+    if limit >= ceiling:
+        return f"exceeds the absolute ceiling {limit:.3g} (noise floor {noise:.3g}, ratio {measured:.1f})"
+    if floor > scaled:
+        bound = f"the absolute floor {base:.3g}"
+    else:
+        bound = f"{ratio:g} x the noise floor {noise:.3g} = {base:.3g}"
+    if jitter > 1e-6 * max(base, 1e-30):
+        return f"exceeds {limit:.3g}: {bound} + the runtime's own jitter {jitter:.3g} (ratio {measured:.1f})"
+    if floor > scaled:
+        return f"exceeds {bound} (noise floor {noise:.3g}, ratio {measured:.1f})"
+    return f"is {measured:.1f} x the noise floor {noise:.3g} (allowed {ratio:g} x = {limit:.3g})"
 
 
 def check_stat(stat: OutputStat, tolerance: PrecisionTolerance) -> List[Failure]:
@@ -143,7 +153,8 @@ def check_stat(stat: OutputStat, tolerance: PrecisionTolerance) -> List[Failure]
     for metric in METRICS:
         value, limit, noise = getattr(stat, metric), stat.limit[metric], stat.noise_floor[metric]
         if not value <= limit:
-            detail = f"{metric} {value:.3g} {_why(value, limit, noise, tolerance)}"
+            floor, ceiling = (getattr(bound, metric) for bound in tolerance.bounds(stat.output))
+            detail = f"{metric} {value:.3g} {_why(value, limit, noise, tolerance.ratio, floor, ceiling)}"
             failures.append(Failure(stat.case, stat.frame, stat.output, metric, value, limit, detail))
     return failures
 
@@ -151,5 +162,13 @@ def check_stat(stat: OutputStat, tolerance: PrecisionTolerance) -> List[Failure]
 def check_alpha(stat: AlphaStat, tolerance: PrecisionTolerance) -> List[Failure]:
     if stat.mad_1e3 <= stat.limit_mad_1e3:
         return []
-    detail = f"MAD x1e3 {stat.mad_1e3:.3g} {_why(stat.mad_1e3, stat.limit_mad_1e3, stat.noise_mad_1e3, tolerance)}"
+    why = _why(
+        stat.mad_1e3,
+        stat.limit_mad_1e3,
+        stat.noise_mad_1e3,
+        tolerance.ratio,
+        tolerance.alpha_mad_floor,
+        tolerance.alpha_mad_ceiling,
+    )
+    detail = f"MAD x1e3 {stat.mad_1e3:.3g} {why}"
     return [Failure(stat.case, stat.frame, "pha", "MAD x1e3", stat.mad_1e3, stat.limit_mad_1e3, detail)]

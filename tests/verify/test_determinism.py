@@ -122,3 +122,14 @@ def test_a_deterministic_runtime_adds_nothing(real_model) -> None:
     result = verify_runner(TorchReference(real_model), real_model, [Case(128, 96, 1, 0.5, 2)], "fp32")[0]
     assert all(stats["max_abs"] == 0.0 for stats in result.jitter.values())
     assert not result.failures
+
+
+def test_a_failure_names_the_bound_that_set_its_limit() -> None:
+    from rvm_export.verify.compare import _why
+
+    # ratio 8, floor 1e-5, ceiling 5e-4 (fp32 q99.9 of an image)
+    assert "(allowed 8 x = 4e-05)" in _why(1e-4, 4e-5, 5e-6, 8.0, 1e-5, 5e-4)
+    assert "exceeds the absolute floor 1e-05" in _why(1e-4, 1e-5, 1e-7, 8.0, 1e-5, 5e-4)
+    assert "exceeds the absolute ceiling" in _why(1e-3, 5e-4, 1e-4, 8.0, 1e-5, 5e-4)
+    raised = _why(1e-4, 6e-5, 5e-6, 8.0, 1e-5, 5e-4)  # 8 x 5e-6 = 4e-5, + 2e-5 of the runtime's jitter
+    assert "4e-05 + the runtime's own jitter 2e-05" in raised and "absolute" not in raised
