@@ -79,11 +79,11 @@ class MattingNetwork(nn.Module):
         return [fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4]
 
 
-def half_precision(model: MattingNetwork) -> MattingNetwork:
-    """Convert to fp16 for export, keeping the refiner in fp32 (see ``guided_filter``).
+def half_precision(model: MattingNetwork, dtype: torch.dtype = torch.float16) -> MattingNetwork:
+    """Convert to fp16 (or ``dtype``: bfloat16) for export, keeping the refiner in fp32 (see ``guided_filter``).
 
     Plain ``model.half()`` also works; it just leaves the deep guided filter in fp16."""
-    model.half()
+    model.to(dtype)
     model.refiner.float()
     return model
 

@@ -133,7 +133,7 @@ TARGETS: Dict[str, TargetSpec] = {
         TargetSpec(
             name="torchscript",
             title="TorchScript",
-            summary="Scripted TorchScript module, runtime downsample_ratio, fp32/fp16, frozen or not.",
+            summary="Scripted TorchScript module, runtime downsample_ratio, fp32/fp16/bf16, frozen or not.",
             exporter="rvm_export.export.torchscript:command",
             runner="rvm_export.runtimes.torch_runner:TorchScriptRunner",
             inspector="rvm_export.runtimes.inspection:inspect_torchscript",
@@ -143,7 +143,7 @@ TARGETS: Dict[str, TargetSpec] = {
                 for p in ("fp32", "fp16")
                 for frozen in (False, True)
             ],
-            precisions=("fp32", "fp16"),
+            precisions=("fp32", "fp16", "bf16"),
             suffixes=(".torchscript", ".pt", ".ts"),
         ),
         TargetSpec(

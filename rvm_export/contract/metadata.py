@@ -17,7 +17,7 @@ SCHEMA_VERSION = 1
 # tests/test_errors.py checks them against model.network and verify.tolerances.
 VARIANTS = ("mobilenetv3", "resnet50")
 REFINERS = ("deep_guided_filter", "fast_guided_filter")
-PRECISIONS = ("fp32", "fp16", "int8", "uint8", "uint16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "uint8", "uint16")
 LAYOUTS = ("NCHW", "NHWC")
 
 

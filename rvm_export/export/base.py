@@ -4,7 +4,9 @@ import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
+
+import torch
 
 from model import MattingNetwork, half_precision, load_checkpoint, seeded_random_model, sha256_file
 from rvm_export import targets
@@ -63,11 +65,14 @@ def load_source(
     return ModelSource(model, str(path), sha256_file(path), None)
 
 
-def at_precision(model: MattingNetwork, precision: str) -> MattingNetwork:
-    """The model converted to ``precision`` (fp16 keeps the guided-filter refiner in fp32)."""
-    if precision not in PRECISIONS:
-        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return half_precision(model) if precision == "fp16" else model.float()
+REDUCED = {"fp16": torch.float16, "bf16": torch.bfloat16}  # network dtypes; the refiner stays in fp32
+
+
+def at_precision(model: MattingNetwork, precision: str, allowed: Tuple[str, ...] = PRECISIONS) -> MattingNetwork:
+    """The model converted to ``precision`` (fp16 and bf16 keep the guided-filter refiner in fp32)."""
+    if precision not in allowed:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(allowed)}", "precision")
+    return half_precision(model, REDUCED[precision]) if precision in REDUCED else model.float()
 
 
 @contextlib.contextmanager

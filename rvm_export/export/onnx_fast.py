@@ -25,7 +25,7 @@ The guided filter's four low-resolution box filters also run as one batched dept
 over a 16-channel stack instead of four separate ones (same kernel, same order per channel).
 """
 
-from typing import List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -167,18 +167,35 @@ def deep_gf_coefficients(refiner: DeepGuidedFilterRefiner, src_sm: Tensor, mat: 
     return a, mean_y - a * mean_x
 
 
-def refine_full_resolution(src: Tensor, a: Tensor, b: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+def channel_sum(x: Tensor) -> Tensor:
+    """``x.sum(1, keepdim=True)`` as ``[1, 1, 1] @ x`` over the flattened pixels: the same three additions, in
+    ONNX Runtime's multi-threaded GEMM instead of its ReduceSum (9.0 -> 4.9 ms at 1920x1080, 2 threads; a 1x1
+    convolution took 28.6 ms, reordered to NCHWc and back)."""
+    ones = torch.ones(1, int(x.shape[1]), dtype=x.dtype, device=x.device)
+    return torch.matmul(ones, x.flatten(2)).reshape(x.shape[0], 1, x.shape[2], x.shape[3])
+
+
+def refine_full_resolution(
+    src: Tensor, a: Tensor, b: Tensor, dtype: torch.dtype, upsample: Optional[Callable[[Tensor, Tensor], Tensor]] = None
+) -> Tuple[Tensor, Tensor]:
     """Final (fgr, pha), clamped: ``resize(A) * [src, grey] + resize(b)``, plus ``src`` for fgr.
 
     The canonical model adds ``src`` to the refined residual; ``(A + 1)`` adds it through the
-    coefficient instead (bilinear weights sum to one, so ``resize(A + 1) == resize(A) + 1``)."""
-    fine = src.to(a.dtype)
+    coefficient instead (bilinear weights sum to one, so ``resize(A + 1) == resize(A) + 1``).
+    Full-size passes are what this stage costs (ONNX Runtime profile, docs/onnx.md): no cast where the
+    dtype is already the right one (the exporter writes a full-size Cast for every ``.to``), and the
+    channel sum as a MatMul (:func:`channel_sum`). ``upsample``: another form of ``resize_to`` (the
+    experiments in benchmarks/experiments/full_res_stage.py)."""
+    up = upsample or resize_to
+    fine = src if src.dtype == a.dtype else src.to(a.dtype)
     a_rgb, a_grey = a.split([3, 1], dim=1)
     b_rgb, b_grey = b.split([3, 1], dim=1)
-    fgr = resize_to(a_rgb + 1, fine) * fine + resize_to(b_rgb, fine)
+    fgr = up(a_rgb + 1, fine) * fine + up(b_rgb, fine)
     # mean(src) * A == sum(src) * (A / 3): the division moves to low resolution.
-    pha = resize_to(a_grey / 3, fine) * fine.sum(1, keepdim=True) + resize_to(b_grey, fine)
-    return fgr.clamp(0.0, 1.0).to(dtype), pha.clamp(0.0, 1.0).to(dtype)
+    grey_sum = channel_sum(fine)
+    pha = up(a_grey / 3, fine) * grey_sum + up(b_grey, fine)
+    fgr, pha = fgr.clamp(0.0, 1.0), pha.clamp(0.0, 1.0)
+    return (fgr, pha) if fgr.dtype == dtype else (fgr.to(dtype), pha.to(dtype))
 
 
 class FastRefiner(nn.Module):

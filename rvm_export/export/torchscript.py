@@ -15,6 +15,9 @@ from .base import ModelSource, at_precision, atomic_output
 from .cli import export_with, output_option, source_options
 
 SUFFIX = ".torchscript"
+# bf16: the network in bfloat16, the refiner in fp32. PyTorch computes bf16 natively where the CPU has
+# AMX or AVX512-BF16 (and on GPUs); elsewhere it emulates it, slowly but with the same numbers.
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def export_torchscript(model: MattingNetwork, output: str | Path, metadata: ArtifactMetadata, freeze: bool) -> Path:
@@ -34,14 +37,14 @@ def export_torchscript(model: MattingNetwork, output: str | Path, metadata: Arti
 
 @click.command("torchscript")
 @source_options
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
 @click.option(
     "--freeze/--no-freeze", default=False, show_default=True, help="torch.jit.freeze: faster, weights inlined."
 )
 @output_option
 def command(source: ModelSource, precision: str, freeze: bool, output: Optional[str]) -> None:
     """Scripted TorchScript module with a runtime downsample_ratio."""
-    model = at_precision(source.model, precision)
+    model = at_precision(source.model, precision, PRECISIONS)
     options = {"freeze": freeze}
     export_with(
         source,

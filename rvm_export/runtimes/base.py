@@ -39,7 +39,14 @@ class ArtifactFacts:
 
 def precision_of(dtypes: Iterable[str], evidence: str) -> ArtifactFacts:
     """The precision that most large weight tensors are stored in (names: 'float32', 'float16', 'int8'...)."""
-    names = {"float32": "fp32", "float16": "fp16", "int8": "int8", "uint8": "uint8", "uint16": "uint16"}
+    names = {
+        "float32": "fp32",
+        "float16": "fp16",
+        "bfloat16": "bf16",
+        "int8": "int8",
+        "uint8": "uint8",
+        "uint16": "uint16",
+    }
     counts: Dict[str, int] = {}
     for dtype in dtypes:
         counts[dtype] = counts.get(dtype, 0) + 1

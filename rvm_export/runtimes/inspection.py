@@ -156,8 +156,8 @@ COREML_MODEL_TYPES = frozenset({"neuralNetwork", "mlProgram"})
 # (`__torch__.*`, compiled from the archive's code/, whose calls are checked below) aside.
 TORCHSCRIPT_GLOBALS = frozenset(
     {
-        "collections.OrderedDict", "torch.FloatStorage", "torch.HalfStorage", "torch.LongStorage",
-        "torch._utils._rebuild_tensor_v2", "torch.jit._pickle.build_intlist"
+        "collections.OrderedDict", "torch.BFloat16Storage", "torch.FloatStorage", "torch.HalfStorage",
+        "torch.LongStorage", "torch._utils._rebuild_tensor_v2", "torch.jit._pickle.build_intlist"
     }
 )  # fmt: skip
 # TorchScript code: every `torch.*` / `ops.*` name the serialized code uses, and the free functions it calls.

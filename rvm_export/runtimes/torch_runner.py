@@ -144,6 +144,9 @@ def torch_device(device: Optional[str]) -> str:
     return device or "cpu"
 
 
+TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 class TorchScriptRunner(Runner):
     kind = "torchscript"
 
@@ -153,7 +156,7 @@ class TorchScriptRunner(Runner):
         self.module, self.metadata = _load(self.path, device)
         self._facts = _facts(self.module)
         # The artifact's own weights decide the input dtype, not its metadata's claim (which verify.api checks).
-        self.dtype = torch.float16 if self._facts.precision == "fp16" else torch.float32
+        self.dtype = TORCH_DTYPES.get(self._facts.precision or "fp32", torch.float32)
 
     @classmethod
     def on_device(cls, path: Path, device: Optional[str]) -> "TorchScriptRunner":

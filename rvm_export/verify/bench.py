@@ -43,6 +43,7 @@ from ..runtimes.torch_runner import TorchReference
 from ..targets import backends
 from .api import open_artifact
 from .cli import parse_wxh
+from .limits import MachineLimits, case_work, measure_machine
 from .sequence import Case, build_sequence
 
 DEFAULT_CASES = ((1920, 1080, 0.25), (1280, 720, 0.375))
@@ -59,6 +60,9 @@ class Row:
     alpha_mad_1e3: Optional[float] = None
     pha_max_err: Optional[float] = None
     fgr_max_err: Optional[float] = None
+    limit_ms: Dict[str, float] = field(default_factory=dict)  # case label -> the machine's limit (limits.py)
+    variant: str = "mobilenetv3"
+    refiner: str = "fast_guided_filter"
 
 
 def case_label(width: int, height: int, ratio: float) -> str:
@@ -157,9 +161,11 @@ def benchmark(
     clock: str = "wall",
     eager: bool = False,
     tfjs_backends: Sequence[str] = (),
+    limits: Optional[MachineLimits] = None,
 ) -> List[Row]:
     """One row per artifact (per TF.js backend), after the PyTorch eager row with ``eager``: speed at every
-    case, accuracy at the first case it runs."""
+    case, accuracy at the first case it runs, and the machine's limit for it (``limits``: measured on
+    ``threads`` before anything runs when None)."""
     ratios = sorted({c[2] for c in cases})
     kinds = [artifact_kind(p) for p in paths]
     if tfjs_backends and not any(TARGETS[k].backends for k in kinds):
@@ -167,18 +173,23 @@ def benchmark(
         raise RunnerError(f"a runtime backend applies to {offered} artifacts only, and none was given", "tfjs_backend")
     for kind in dict.fromkeys(kinds):  # runtimes that fix their threads when they start (TensorFlow)
         runner_class(kind).pin_process_threads(threads)
+    limits = limits or measure_machine(threads)
     rows: List[Row] = []
     opened: List[Tuple[Runner, MattingNetwork]] = []
     for path, kind in zip(paths, kinds, strict=True):
         for backend in tfjs_backends if TARGETS[kind].backends and tfjs_backends else [None]:
             runner, reference = open_artifact(path, checkpoint, "cpu", ratios, backend)
-            precision = runner.metadata.precision  # type: ignore[union-attr]
-            rows.append(Row(str(path), kind, precision, round(artifact_mb(Path(path)), 1), backend))
+            meta = runner.metadata
+            assert meta is not None
+            mb = round(artifact_mb(Path(path)), 1)
+            rows.append(Row(str(path), kind, meta.precision, mb, backend, variant=meta.variant, refiner=meta.refiner))
             opened.append((runner, reference))
     if eager:
         model, source = eager_model(checkpoint, opened)
         size = round(source.stat().st_size / 1e6, 1) if source.is_file() else None
-        rows.insert(0, Row(str(source), EagerRunner.kind, "fp32", size))
+        rows.insert(
+            0, Row(str(source), EagerRunner.kind, "fp32", size, variant=model.variant, refiner=model.refiner_name)
+        )
         opened.insert(0, (EagerRunner(model), model))  # type: ignore[arg-type]
     runners = [runner for runner, _ in opened]
     for runner in runners:
@@ -186,6 +197,8 @@ def benchmark(
     for case in cases:
         for row, ms in zip(rows, time_case(runners, case, frames, rounds, clock), strict=True):
             row.ms_per_frame[case_label(*case)] = ms
+            work = case_work(*case, variant=row.variant, refiner=row.refiner)
+            row.limit_ms[case_label(*case)] = work.limit_ms(limits, row.precision)
     for row, (runner, reference) in zip(rows, opened, strict=True):
         case = next((c for c in cases if runs_case(runner, c)), None)
         if case is not None:
@@ -195,11 +208,11 @@ def benchmark(
 
 
 def table(rows: Sequence[Row], cases: Sequence[Tuple[int, int, float]]) -> str:
-    """Markdown table; speed-up relative to the first row per size."""
+    """Markdown table; speed-up relative to the first row per size, and time over the machine's limit."""
     labels = [case_label(*c) for c in cases]
     head = ["artifact", "format", "precision", "MB"]
     for label in labels:
-        head += [f"{label} fps", "ms/frame", "x first"]
+        head += [f"{label} fps", "ms/frame", "x first", "limit ms", "x limit"]
     head += ["alpha MAD x1e3", "pha max err", "fgr max err"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = rows[0].ms_per_frame if rows else {}
@@ -207,10 +220,13 @@ def table(rows: Sequence[Row], cases: Sequence[Tuple[int, int, float]]) -> str:
         kind = f"{row.format} {row.backend}" if row.backend else row.format
         cells = [Path(row.artifact).name, kind, row.precision, "-" if row.size_mb is None else f"{row.size_mb:.1f}"]
         for label in labels:
-            ms, ref = row.ms_per_frame.get(label), base.get(label)
-            cells += (
-                ["-", "-", "-"] if ms is None else [f"{1000 / ms:.2f}", f"{ms:.1f}", f"{ref / ms:.2f}" if ref else "-"]
-            )
+            ms, ref, limit = row.ms_per_frame.get(label), base.get(label), row.limit_ms.get(label)
+            shown_limit = "-" if limit is None else f"{limit:.1f}"
+            if ms is None:
+                cells += ["-", "-", "-", shown_limit, "-"]
+                continue
+            cells += [f"{1000 / ms:.2f}", f"{ms:.1f}", f"{ref / ms:.2f}" if ref else "-", shown_limit]
+            cells.append(f"{ms / limit:.1f}" if limit else "-")
         cells += [f"{v:.3g}" if v is not None else "-" for v in (row.alpha_mad_1e3, row.pha_max_err, row.fgr_max_err)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -293,8 +309,9 @@ def main(
     if not artifacts and not eager:
         raise click.UsageError("give at least one ARTIFACT (or --eager --checkpoint CKPT)")
     cases = parse_cases(sizes, ratios)
+    limits = measure_machine(threads)
     try:
-        rows = benchmark(artifacts, cases, checkpoint, frames, rounds, threads, clock, eager, tfjs_backends)
+        rows = benchmark(artifacts, cases, checkpoint, frames, rounds, threads, clock, eager, tfjs_backends, limits)
     except USER_ERRORS as exc:
         click.echo(f"rvm-bench: error: {cli_message(exc)}", err=True)
         sys.exit(2)
@@ -304,6 +321,13 @@ def main(
         "(median); "
         f"{versions}; {os.cpu_count()} cores visible"
     )
+    click.echo(
+        f"Limit (docs/verification.md): {limits.describe()}; per frame "
+        + "; ".join(
+            f"{case_label(*c)} {w.gflop:.2f} GFLOP + {w.full_res_mb:.0f} MB"
+            for c, w in ((c, case_work(*c)) for c in cases)
+        )
+    )
     click.echo(table(rows, cases))
     if json_path:
         document = {
@@ -312,6 +336,7 @@ def main(
             "clock": clock,
             "frames": frames,
             "rounds": rounds,
+            "limits": asdict(limits),
             "rows": [asdict(r) for r in rows],
         }
         Path(json_path).write_text(json.dumps(document, indent=1))

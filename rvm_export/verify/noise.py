@@ -6,7 +6,7 @@ computes at that precision. The verifier's tolerance is a multiple of it (see to
   guided filter's ``cov / (var + eps)`` in flat regions). Another float32 runtime that sums in
   another order moves by about as much, in the same places.
 - fp16 artifacts: PyTorch at the exporters' fp16 recipe (``half_precision``: fp16 network,
-  fp32 refiner) against float32.
+  fp32 refiner) against float32; bf16 artifacts the same with a bfloat16 network.
 - Weight-quantized artifacts (int8, uint8, uint16): float32 arithmetic with each large conv weight
   rounded to that grid (int8: symmetric per output channel, like CoreML's; uint8/uint16: affine
   per tensor, like TF.js's). An estimate: the exporters quantize BatchNorm-folded weights, this
@@ -31,6 +31,7 @@ LARGE_TENSOR = 64
 NOISE_SOURCES = {
     "fp32": "PyTorch float64 vs float32",
     "fp16": "PyTorch fp16 (refiner fp32) vs float32",
+    "bf16": "PyTorch bfloat16 (refiner fp32) vs float32",
     "int8": "PyTorch with int8 per-channel weights vs float32",
     "uint8": "PyTorch with uint8 per-tensor weights vs float32",
     "uint16": "PyTorch with uint16 per-tensor weights vs float32",
@@ -59,6 +60,8 @@ def noise_model(reference: MattingNetwork, precision: str) -> Tuple[MattingNetwo
         return model.double(), torch.float64
     if precision == "fp16":
         return half_precision(model), torch.float16
+    if precision == "bf16":
+        return half_precision(model, torch.bfloat16), torch.bfloat16
     if precision == "int8":
         _quantize_weights(model, 255, per_channel=True)
         return model, torch.float32

@@ -78,8 +78,9 @@ def test_refiner_lives_only_in_the_else_branch_of_the_ratio_if(artifacts: Artifa
 
 
 def test_full_resolution_tail_touches_full_size_tensors_only_with_arithmetic(artifacts: ArtifactCache) -> None:
-    """No Concat/Split/Slice/ReduceMean over full-size tensors: every upsampled coefficient goes
-    straight into Mul/Add and ``src`` is read only by Mul, the channel sum and Shape."""
+    """No Concat/Split/Slice/ReduceMean/Cast over full-size tensors: every upsampled coefficient goes
+    straight into Mul/Add, ``src`` is read only by Mul, Shape and the channel sum (a Reshape, a view, into a
+    MatMul), and an fp32 graph casts nothing (the exporter writes a Cast for every no-op ``.to``)."""
     branch = {
         a.name: a.g
         for a in [n for n in onnx.load(str(artifacts.onnx("fp32"))).graph.node if n.op_type == "If"][0].attribute
@@ -89,7 +90,10 @@ def test_full_resolution_tail_touches_full_size_tensors_only_with_arithmetic(art
     readers = [n.op_type for n in nodes if upsampled.intersection(n.input)]
     assert sorted(readers) == ["Add", "Add", "Mul", "Mul"]
     src_readers = {n.op_type for n in nodes if "src" in n.input}
-    assert src_readers <= {"Mul", "ReduceSum", "Shape"}, src_readers
+    assert src_readers <= {"Mul", "Reshape", "Shape"}, src_readers
+    flat = {o for n in nodes if n.op_type == "Reshape" and "src" in n.input for o in n.output}
+    assert {n.op_type for n in nodes if flat.intersection(n.input)} == {"MatMul"}
+    assert not [n for n in nodes if n.op_type == "Cast"], "a full-size Cast in an fp32 graph"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])

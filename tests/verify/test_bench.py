@@ -39,6 +39,28 @@ def test_one_row_per_artifact_with_speed_and_accuracy(tmp_path: Path, artifacts:
     # Accuracy against PyTorch fp32 at the first size: float noise for fp32, fp16 rounding for fp16.
     assert first["pha_max_err"] < 2e-3 and first["alpha_mad_1e3"] < 0.02
     assert 1e-4 < second["pha_max_err"] < 0.15
+    # The limit: measured on this machine, and a lower bound of every time measured.
+    assert doc["limits"]["gemm_gflops"]["fp32"] > 1 and doc["limits"]["bandwidth_gbs"] > 0.1
+    for row in doc["rows"]:
+        assert set(row["limit_ms"]) == set(row["ms_per_frame"])
+        assert all(0 < row["limit_ms"][c] < row["ms_per_frame"][c] for c in row["limit_ms"])
+    assert "x limit" in result.output and "GFLOP/s" in result.output
+
+
+def test_the_limit_counts_the_models_work_and_holds_a_precision_to_what_the_cpu_has() -> None:
+    from rvm_export.verify.limits import MachineLimits, case_work, native_precisions
+
+    work = case_work(1920, 1080, 0.25)
+    assert 7.9 < work.gflop < 8.0  # torch.utils.flop_counter's count of the 480x270 network (issue 20: 7.96)
+    assert work.full_res_mb == 1920 * 1080 * 28 / 1e6  # src read, fgr and pha written once, float32
+    assert case_work(1920, 1080, 0.5).gflop > 3.5 * work.gflop  # 4x the pixels at the network's size
+    amd = MachineLimits(2, {"fp32": 100.0}, 20.0)
+    assert amd.peak("bf16") == amd.peak("fp16") == 100.0
+    assert work.limit_ms(amd, "fp32") == work.gflop / 100 * 1e3 + work.full_res_mb / 20
+    xeon = MachineLimits(2, {"fp32": 400.0, "bf16": 2000.0}, 35.0)
+    assert work.limit_ms(xeon, "bf16") < work.limit_ms(xeon, "fp32") / 3
+    assert native_precisions(("avx2", "fma")) == ("fp32",)
+    assert native_precisions(("amx_bf16", "avx512_fp16")) == ("fp32", "bf16", "fp16")
 
 
 def test_accuracy_columns_show_a_broken_artifact(tmp_path: Path, artifacts: ArtifactCache) -> None:
