@@ -11,8 +11,18 @@ from rvm_export.inference.convert import (
     convert_video,
     main,
 )
+from rvm_export.inference.library import LibraryResult, convert_videos
 
-__all__ = ["DEFAULT_PRESET", "GREEN", "ConversionResult", "auto_downsample_ratio", "convert_video", "main"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "GREEN",
+    "ConversionResult",
+    "LibraryResult",
+    "auto_downsample_ratio",
+    "convert_video",
+    "convert_videos",
+    "main",
+]
 
 if __name__ == "__main__":
     main()

@@ -318,6 +318,7 @@ def _run(
     seq_chunk: int,
     num_workers: int,
     progress: bool,
+    on_frames: Optional[Callable[[int], None]] = None,
 ) -> Tuple[int, float]:
     from tqdm.auto import tqdm
 
@@ -334,6 +335,8 @@ def _run(
                     sink.put(render[name](fgr, pha))
             frames += len(chunk)
             bar.update(len(chunk))
+            if on_frames is not None:
+                on_frames(len(chunk))
     return frames, downsample_ratio or 1.0
 
 
@@ -355,6 +358,7 @@ def convert_video(
     *,
     output_video_preset: Optional[str] = DEFAULT_PRESET,
     output_video_crf: Optional[float] = None,
+    on_frames: Optional[Callable[[int], None]] = None,
 ) -> ConversionResult:
     """Matte ``input_source`` (a video file or a folder of images) and write the requested outputs.
 
@@ -368,7 +372,8 @@ def convert_video(
     Video outputs are H.264 at ``output_video_mbps`` (default 1) with x264's ``output_video_preset``
     (default ``DEFAULT_PRESET``, chosen so that encoding keeps up with the model on a CPU: see the
     README for its speed and quality cost; None: x264's own default, medium), or at constant quality
-    ``output_video_crf`` (0 lossless .. 51) instead of a bit rate.
+    ``output_video_crf`` (0 lossless .. 51) instead of a bit rate. ``on_frames(n)`` is called after each
+    chunk of ``n`` frames has gone through the model (an outer progress bar: ``convert_videos``).
     """
     outputs = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
     _check_arguments(downsample_ratio, output_type, outputs, output_video_mbps, seq_chunk, num_workers)
@@ -397,6 +402,7 @@ def convert_video(
             seq_chunk,
             num_workers,
             progress,
+            on_frames,
         )
     finally:
         backend.close()  # a runtime opened from a path here (a Node.js process, Chromium) ends with the run
@@ -416,6 +422,7 @@ def _convert(
     seq_chunk: int,
     num_workers: int,
     progress: bool,
+    on_frames: Optional[Callable[[int], None]] = None,
 ) -> ConversionResult:
     fitted_resize, downsample_ratio = _fit_fixed_case(backend, input_resize, downsample_ratio)
     if fitted_resize != input_resize:
@@ -436,7 +443,9 @@ def _convert(
     sinks = {name: _Sink(writer, nice=ENCODER_NICE if on_cpu else 0) for name, writer in writers.items()}
     start = time.perf_counter()
     try:
-        frames, ratio = _run(backend, source, sinks, output_type, downsample_ratio, seq_chunk, num_workers, progress)
+        frames, ratio = _run(
+            backend, source, sinks, output_type, downsample_ratio, seq_chunk, num_workers, progress, on_frames
+        )
         if frames == 0:
             raise InferenceError(f"{input_source} has no frames to convert")
         for sink in sinks.values():
@@ -450,6 +459,34 @@ def _convert(
 
 
 # ----------------------------------------------------------------------------- command line
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"rvm-convert: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _load_source(
+    checkpoint: Optional[str],
+    artifact: Optional[str],
+    variant: Optional[str],
+    refiner: Optional[str],
+    device: str,
+    dtype: str,
+) -> Any:
+    """For many inputs: what each worker loads (rvm_export.inference.library.ModelSource)."""
+    from rvm_export.inference.library import ModelSource
+
+    if (checkpoint is None) == (artifact is None):
+        raise InferenceError("pass exactly one of --checkpoint (a .pth file) or --artifact (an exported model)")
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise InferenceError("CUDA is not available here; pass --device cpu")
+    path = Path(checkpoint or artifact)  # type: ignore[arg-type]
+    if not path.exists():
+        raise InferenceError(f"{'checkpoint' if checkpoint else 'artifact'} not found: {path}")
+    if artifact is not None:
+        return ModelSource(artifact=artifact)
+    return ModelSource(checkpoint=checkpoint, variant=variant, refiner=refiner, device=device, dtype=dtype)
 
 
 def _load_model(
@@ -494,7 +531,12 @@ def _load_model(
 )
 @click.option("--device", default="cuda" if torch.cuda.is_available() else "cpu", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
-@click.option("--input-source", required=True, help="A video file or a folder of images.")
+@click.option(
+    "--input-source",
+    required=True,
+    multiple=True,
+    help="A video file or a folder of images; several (each given with --input-source) with --output-dir.",
+)
 @click.option("--input-resize", type=int, nargs=2, default=None, metavar="W H", help="Resize the input frames first.")
 @click.option("--downsample-ratio", type=float, default=None, help="In (0, 1]; automatic (~512 px) when omitted.")
 @click.option("--output-type", type=click.Choice(OUTPUT_TYPES), default="video", show_default=True)
@@ -520,6 +562,33 @@ def _load_model(
     "--num-workers", type=int, default=0, show_default=True, help="Image reader threads (image folders only)."
 )
 @click.option("--disable-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Many inputs: each one's outputs go to OUTPUT_DIR/<input stem>/, the --output-* names relative to it.",
+)
+@click.option("--overwrite", is_flag=True, help="With --output-dir: redo inputs that are already complete.")
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="auto|ADDRESS",
+    help="With --output-dir: run the inputs on Ray (auto: RAY_ADDRESS, a running local cluster or a new one).",
+)
+@click.option(
+    "--chunk-frames",
+    type=click.IntRange(1),
+    default=None,
+    help="With --output-dir: split inputs longer than this into chunks run in parallel (not bit-identical).",
+)
+@click.option(
+    "--warmup-frames",
+    type=click.IntRange(0),
+    default=None,
+    help="Frames each chunk runs before its own, outputs dropped [default: 64].",
+)
+@click.option("--ray-worker-cpus", type=click.FloatRange(min=0, min_open=True), default=1, show_default=True)
 def main(
     variant: Optional[str],
     refiner: Optional[str],
@@ -527,7 +596,7 @@ def main(
     artifact: Optional[str],
     device: str,
     dtype: str,
-    input_source: str,
+    input_source: Tuple[str, ...],
     input_resize: Optional[Tuple[int, int]],
     downsample_ratio: Optional[float],
     output_type: str,
@@ -540,15 +609,67 @@ def main(
     seq_chunk: int,
     num_workers: int,
     disable_progress: bool,
+    output_dir: Optional[str],
+    overwrite: bool,
+    ray_address: Optional[str],
+    chunk_frames: Optional[int],
+    warmup_frames: Optional[int],
+    ray_worker_cpus: float,
 ) -> None:
-    """Matte a video or image folder with Robust Video Matting."""
+    """Matte a video or image folder with Robust Video Matting (many of them with --output-dir)."""
 
+    library = {
+        "--ray": ray_address,
+        "--chunk-frames": chunk_frames,
+        "--warmup-frames": warmup_frames,
+        "--overwrite": overwrite or None,
+    }
+    if output_dir is not None or len(input_source) > 1:
+        from rvm_export.inference.library import DEFAULT_WARMUP_FRAMES, convert_videos, report
+
+        if output_dir is None:
+            _fail("several --input-source need --output-dir (the folder every input's outputs go to)")
+        try:
+            extras.require("rvm-convert")
+            result = convert_videos(
+                _load_source(checkpoint, artifact, variant, refiner, device, dtype),
+                input_source,
+                output_dir,
+                input_resize=input_resize or None,
+                downsample_ratio=downsample_ratio,
+                output_type=output_type,
+                output_composition=output_composition,
+                output_alpha=output_alpha,
+                output_foreground=output_foreground,
+                output_video_mbps=output_video_mbps,
+                seq_chunk=seq_chunk,
+                num_workers=num_workers,
+                progress=not disable_progress,
+                output_video_preset=output_video_preset,
+                output_video_crf=output_video_crf,
+                overwrite=overwrite,
+                ray=ray_address,
+                chunk_frames=chunk_frames,
+                warmup_frames=DEFAULT_WARMUP_FRAMES if warmup_frames is None else warmup_frames,
+                worker_cpus=ray_worker_cpus,
+            )
+        except USER_ERRORS as exc:
+            _fail(cli_message(exc))
+        except ImportError as exc:
+            text = extras.explain("rvm-convert", "", exc)
+            if text is None:
+                raise
+            _fail(text)
+        sys.exit(report(result, lambda line: click.echo(line, err=True)))
     try:
         extras.require("rvm-convert")
+        for flag, value in library.items():
+            if value is not None:
+                raise InferenceError(f"{flag} needs --output-dir (the folder every input's outputs go to)")
         model = _load_model(checkpoint, artifact, variant, refiner, device, dtype)
         result = convert_video(
             model,
-            input_source=input_source,
+            input_source=input_source[0],
             input_resize=input_resize or None,
             downsample_ratio=downsample_ratio,
             output_type=output_type,
