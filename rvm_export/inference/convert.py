@@ -588,7 +588,13 @@ def _load_model(
     default=None,
     help="Frames each chunk runs before its own, outputs dropped [default: 64].",
 )
-@click.option("--ray-worker-cpus", type=click.FloatRange(min=0, min_open=True), default=1, show_default=True)
+@click.option(
+    "--ray-worker-cpus",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1,
+    show_default=True,
+    help="CPUs (and torch threads) per Ray worker; one worker per that many CPUs of the cluster.",
+)
 def main(
     variant: Optional[str],
     refiner: Optional[str],
