@@ -30,6 +30,7 @@ from rvm_export.inference.backends import make_backend
 from rvm_export.inference.convert import (
     DEFAULT_PRESET,
     ENCODER_NICE,
+    ENCODER_THREADS,
     OUTPUT_TYPES,
     _check_arguments,
     _fit_fixed_case,
@@ -430,6 +431,7 @@ def join_parts(folder: Path, jobs: List[Job], settings: Settings, frame_rate: Fr
             int(mbps * 1_000_000),
             preset=settings.output_video_preset,
             crf=settings.output_video_crf,
+            threads=ENCODER_THREADS,  # as convert_video encodes on a CPU: the same frames give the same bytes
         )
         try:
             for path in files:

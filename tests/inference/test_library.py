@@ -15,7 +15,7 @@ from inference import convert_video, convert_videos
 from rvm_export.inference.io import InferenceError
 from rvm_export.inference.library import MARKER
 from rvm_export.verify.compare import alpha_values, difference_stats
-from tests.helpers import REPO, assert_one_line, encode_clip, leftovers, read_pngs, require, run_blocked
+from tests.helpers import REPO, assert_one_line, encode_clip, leftovers, read_pngs, read_video, require, run_blocked
 
 SIZES = {"a": 5, "b": 7, "c": 4}  # frames of each 64x48 clip
 OUTPUTS = {"output_type": "png_sequence", "output_alpha": "pha", "output_composition": "com"}
@@ -233,3 +233,17 @@ def test_a_dead_worker_is_retried_then_reported(ray_cluster, real_model, clips: 
     assert [r.status for r in result.inputs] == ["converted", "failed"] and not flag.exists()
     same_bytes(tmp_path / "out" / "a", singles["a"])  # it died once and was run again
     assert result.failed[0].error.startswith("the Ray worker converting it died (2 tries")
+
+
+def test_chunked_video_outputs_are_joined_in_order(real_model, tmp_path: Path) -> None:
+    clip = tmp_path / "v.mp4"
+    encode_clip(clip, 64, 48, 20, Fraction(25))
+    options = {"output_alpha": "pha.mp4", "output_composition": "com.mp4", "progress": False}
+    convert_videos(real_model, [clip], tmp_path / "seq", **options)
+    convert_videos(real_model, [clip], tmp_path / "chunks", chunk_frames=8, warmup_frames=20, **options)
+    assert sorted(p.name for p in (tmp_path / "chunks" / "v").iterdir()) == [MARKER, "com.mp4", "pha.mp4"]
+    for name in ("pha.mp4", "com.mp4"):
+        frames, rate = read_video(tmp_path / "chunks" / "v" / name)
+        reference, _ = read_video(tmp_path / "seq" / "v" / name)
+        assert frames.shape == (20, 48, 64, 3) and rate == 25
+        assert np.array_equal(frames, reference)  # every chunk's warm-up reaches frame 0: the sequential run
