@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed by `make setup` (every target; users may install fewer: pip install -e '.[onnx]').
-EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs,pt2,openvino,tflite,ray
+EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs,pt2,openvino,tflite,ray,executorch
 NODE_RUNNER := rvm_export/runtimes/node
 CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=
@@ -46,7 +46,8 @@ bench: setup
 	$(PY) benchmarks/official_onnx.py --checkpoint $(BENCH_CHECKPOINT) --output artifacts/official_style_fp32.onnx
 	$(BENCH) artifacts/official_style_fp32.onnx $(wildcard $(BENCH_A)_*.onnx) $(wildcard $(BENCH_A)_fp32.torchscript)
 	$(BENCH) --eager $(wildcard $(BENCH_A)_fp32.onnx $(BENCH_A)_fp16.onnx $(BENCH_A)_fp32.pt2 $(BENCH_A)_fp32_openvino.xml \
-		$(BENCH_A)_fp16_openvino.xml $(BENCH_A)_fp32.tflite) --size 1920x1080 --ratio 0.25 --size 512x288 --ratio 1
+		$(BENCH_A)_fp16_openvino.xml $(BENCH_A)_fp32.tflite \
+		$(BENCH_A)_1920x1080_s0.25_fp32.pte) --size 1920x1080 --ratio 0.25 --size 512x288 --ratio 1
 	$(BENCH) --eager $(wildcard $(BENCH_A)_tf $(BENCH_A)_tfjs $(BENCH_A)_uint8_tfjs) --size 512x288 --ratio 1
 	$(PY) benchmarks/convert_speed.py --checkpoint $(BENCH_CHECKPOINT)
 

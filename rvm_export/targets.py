@@ -123,6 +123,18 @@ def _coreml_release() -> list:
     return jobs
 
 
+def _executorch_name(variant: str, width: int, height: int, downsample_ratio: float, precision: str = "fp32") -> str:
+    return f"rvm_{variant}_{width}x{height}_s{downsample_ratio:g}_{precision}.pte"
+
+
+def _executorch_release() -> list:
+    """One fixed-size ExecuTorch program per size of the CoreML release (a phone's camera stream has one size)."""
+    return [
+        (("--resolution", str(w), str(h), "--downsample-ratio", str(r)), dict(width=w, height=h, downsample_ratio=r))
+        for w, h, r in COREML_RELEASE
+    ]
+
+
 def _precisions(*precisions: str) -> Callable[[str], list]:
     return lambda variant: [(("--precision", p), {"precision": p}) for p in precisions]
 
@@ -271,6 +283,21 @@ TARGETS: Dict[str, TargetSpec] = {
             runner_extra="tflite",
             packages=("tensorflow", "ai-edge-litert"),
             extras={"tflite": ("tensorflow", "ai_edge_litert")},
+        ),
+        TargetSpec(
+            name="executorch",
+            title="ExecuTorch",
+            summary="ExecuTorch program (.pte, XNNPACK delegate) for Android/iOS; frame size and ratio fixed at export.",
+            exporter="rvm_export.export.executorch:command",
+            runner="rvm_export.runtimes.executorch:ExecuTorchRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_executorch",
+            artifact_name=_executorch_name,
+            release=_mobilenet_only(_executorch_release),
+            suffixes=(".pte",),
+            export_extra="executorch",
+            runner_extra="executorch",
+            packages=("executorch",),
+            extras={"executorch": ("executorch",)},
         ),
     )
 }

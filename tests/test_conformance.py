@@ -52,6 +52,7 @@ from tests.helpers import (
     run_blocked,
     run_snippet,
 )
+from tests.runtimes import executorch_edits
 
 SCENARIOS = ("passes", "perturbed-weight", "ignored-state", "doc-snippet", "export-extra", "runner-extra")
 BROKEN = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])  # frame 1 is where an ignored state shows
@@ -477,6 +478,18 @@ ROWS: Dict[str, Row] = {
         perturbed=openvino_perturbed,
         ignoring_state=openvino_ignoring_state,
         doc=Doc(cli("openvino", "rvm_mobilenetv3_fp32.xml"), "rvm_mobilenetv3_fp32.xml"),
+    ),
+    "executorch": Row(
+        modules=("executorch",),
+        artifact=cli("executorch", executorch_edits.NAME, *executorch_edits.ARGS),
+        case=dict(frames=3),  # a fixed-size program: its one case (128x96, ratio 0.25)
+        expect=pha_below(1e-4),  # measured 8.5e-6: XNNPACK fp32
+        perturbed=executorch_edits.executorch_perturbed,
+        ignoring_state=executorch_edits.executorch_ignoring_state,
+        from_source=True,
+        doc=Doc(
+            cli("executorch", executorch_edits.NAME, *executorch_edits.ARGS), "rvm_mobilenetv3.pte", torch.from_numpy
+        ),
     ),
     "tflite": Row(
         modules=("tensorflow", "ai_edge_litert"),

@@ -70,6 +70,8 @@ RUNTIME_LOG = re.compile(
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \[[VIWEF]:onnxruntime:"  # ONNX Runtime's logger
     r"|(?:WARNING:coremltools:)?Failed to load _ML\w+: No module named 'coremltools\.libcoremlpython'"  # at import
     r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
+    r"|Failed to load \S+/torchao/\S+\.so: Could not load this library: \S+"  # executorch's import of torchao
+    r"|\[\w+\.(?:cpp|h):\d+\] "  # ExecuTorch's own log lines (ET_LOG): its CPU probe, a program it refuses
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
     r"|(?:WARNING:coremltools:)?(?:TensorFlow|Torch|scikit-learn) version \S+ has not been tested with coremltools\."
     r")"
@@ -1172,6 +1174,30 @@ def _zip_formats() -> List[Format]:
     ]
 
 
+def _pte_regions(ctx: Ctx) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """(start, end) of a .pte's flatbuffer and of its segments (constant data, the XNNPACK payload), from the
+    extended header after the ET12 identifier; the whole file for the flatbuffer when there is none."""
+    data = ctx.root.read_bytes()
+    if data[8:12] != b"eh00" or len(data) < 32:
+        return (0, len(data)), (0, len(data))
+    program_size, base = struct.unpack_from("<QQ", data, 16)
+    program_size = min(program_size, len(data))
+    base = min(base, len(data) - 1) if base else program_size
+    return (0, max(program_size, 16)), (base, len(data))
+
+
+def _pte_word(ctx: Ctx) -> str:
+    """A 4-byte word of the flatbuffer (an offset, a vector length, a tensor size) set to a huge or small value."""
+    data = bytearray(ctx.root.read_bytes())
+    (lo, hi), _ = _pte_regions(ctx)
+    offset = ctx.rng.randrange(lo + 8, max(lo + 12, hi - 4))
+    offset -= offset % 4
+    value = ctx.rng.choice(HUGE_32 + (0, 1, 3, 0xFFFF))
+    data[offset : offset + 4] = value.to_bytes(4, "little")
+    ctx.root.write_bytes(bytes(data))
+    return f"wrote {value:#x} as a 4-byte word at offset {offset} of the flatbuffer of {ctx.rel(ctx.root)}"
+
+
 def formats() -> Dict[str, Format]:
     """Every reader the fuzz covers: one per target, CoreML's two formats apart."""
     coreml_args = ("--resolution", "64", "48", "--downsample-ratio", "0.5")
@@ -1289,6 +1315,24 @@ def formats() -> Dict[str, Format]:
                 ("enum", lambda c: fb_mutate(c, c.root, "enum")),
                 ("bytes anywhere", lambda c: flip_bytes(c, c.root, head=False)),
                 ("word forged", lambda c: forge_word(c, c.root, head=False)),
+            ),
+        ),
+        Format(
+            "executorch",
+            "executorch",
+            "rvm.pte",
+            ("--resolution", "64", "48", "--downsample-ratio", "0.5"),
+            FIXED_CASE,
+            (
+                ("truncate", lambda c: truncate(c, c.root)),
+                ("flatbuffer word", _pte_word),
+                ("header bytes", lambda c: flip_bytes(c, c.root, head=True)),
+                ("metadata in place", lambda c: metadata_inplace(c, c.root)),
+                ("flatbuffer bytes", lambda c: flip_bytes(c, c.root, False, _pte_regions(c)[0])),
+                ("segment bytes", lambda c: flip_bytes(c, c.root, False, _pte_regions(c)[1])),
+                ("flatbuffer word", _pte_word),
+                ("word forged", lambda c: forge_word(c, c.root, head=False)),
+                ("bytes anywhere", lambda c: flip_bytes(c, c.root, head=False)),
             ),
         ),
     ]

@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Tuple, Union
 import pytest
 
 from tests.helpers import ArtifactCache, browser_missing, in_ci, node_missing, require, requires_node
+from tests.runtimes import executorch_edits
 
 # Inputs per format: the first N of each format's mutations (their kinds follow the format's list in
 # rvm_export.verify.fuzz.formats), or the listed ones, sized so that the fuzz itself takes about a minute on a
@@ -43,6 +44,7 @@ PER_FORMAT: Dict[str, Union[int, Tuple[int, ...]]] = {
     "coreml-neuralnetwork": 4,
     "openvino": 6,
     "tflite": 6,
+    "executorch": 6,
 }
 
 # Findings whose fix belongs outside the runner modules, reported to their owners and matched here by a precise
@@ -60,6 +62,7 @@ GOOD: Dict[str, Callable[[ArtifactCache], Path]] = {
     "coreml-neuralnetwork": lambda a: a.coreml("neuralnetwork", "fp16"),
     "openvino": lambda a: a.export("openvino", "rvm_mobilenetv3_fp32.xml"),
     "tflite": lambda a: a.export("tflite", "rvm_mobilenetv3_fp32.tflite"),
+    "executorch": lambda a: a.export("executorch", executorch_edits.NAME, *executorch_edits.ARGS),
 }
 
 # What each format's runner (and its exporter) needs: missing here, the format is left out; in CI, an error.
@@ -72,6 +75,7 @@ MODULES = {
     "coreml-neuralnetwork": ("coremltools",),
     "openvino": ("openvino", "onnx"),
     "tflite": ("tensorflow", "ai_edge_litert"),
+    "executorch": ("executorch",),
 }
 
 
