@@ -285,6 +285,27 @@ TARGETS: Dict[str, TargetSpec] = {
             extras={"tflite": ("tensorflow", "ai_edge_litert")},
         ),
         TargetSpec(
+            name="ncnn",
+            title="ncnn",
+            summary="ncnn .param + .bin via pnnx (Android/iOS): dynamic frame size, downsample_ratio fixed at export.",
+            exporter="rvm_export.export.ncnn:command",
+            runner="rvm_export.runtimes.ncnn:NcnnRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_ncnn",
+            artifact_name=lambda variant, downsample_ratio=0.375: (
+                f"rvm_{variant}_fp32_s{downsample_ratio:g}.ncnn.param"
+            ),
+            # 720p (s0.375) and 1080p (s0.25) frames, as CoreML's release
+            release=_mobilenet_only(
+                lambda: [(("--downsample-ratio", str(r)), {"downsample_ratio": r}) for r in (0.375, 0.25)]
+            ),
+            suffixes=(".param",),
+            companions=(".bin",),
+            export_extra="ncnn",
+            runner_extra="ncnn",
+            packages=("ncnn", "pnnx"),
+            extras={"ncnn": ("ncnn", "pnnx")},
+        ),
+        TargetSpec(
             name="executorch",
             title="ExecuTorch",
             summary="ExecuTorch program (.pte, XNNPACK delegate) for Android/iOS; frame size and ratio fixed at export.",

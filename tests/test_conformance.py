@@ -53,6 +53,7 @@ from tests.helpers import (
     run_snippet,
 )
 from tests.runtimes import executorch_edits
+from tests.runtimes.ncnn_edits import ncnn_ignoring_state, ncnn_perturbed
 
 SCENARIOS = ("passes", "perturbed-weight", "ignored-state", "doc-snippet", "export-extra", "runner-extra")
 BROKEN = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])  # frame 1 is where an ignored state shows
@@ -357,6 +358,13 @@ def openvino_expect(report: Report) -> None:
     assert report.metadata.options["inference_precision"] == "f32" and report.worst()["pha"]["max_abs"] < 2e-3
 
 
+def ncnn_expect(report: Report) -> None:
+    """Judged at the phone's precision (fp16, refiner fp32), run with ncnn's fp16 defaults: inside the fp16 gate."""
+    assert report.precision == "fp16" and report.metadata.options["downsample_ratio"] == 0.5
+    # ncnn stores blobs in fp16 here too (its defaults, F16C): measured pha max 2.7e-3
+    assert [r.case.ratio for r in report.results] == [0.5, 0.5] and report.worst()["pha"]["max_abs"] < 1e-2
+
+
 def tflite_expect(report: Report) -> None:
     assert len(report.results) == 6 and report.worst()["pha"]["max_abs"] < 2e-3  # 3 sizes: one interpreter resized
 
@@ -478,6 +486,18 @@ ROWS: Dict[str, Row] = {
         perturbed=openvino_perturbed,
         ignoring_state=openvino_ignoring_state,
         doc=Doc(cli("openvino", "rvm_mobilenetv3_fp32.xml"), "rvm_mobilenetv3_fp32.xml"),
+    ),
+    "ncnn": Row(
+        modules=("ncnn", "pnnx"),
+        artifact=cli("ncnn", "rvm_mobilenetv3_fp32_s0.5.ncnn.param", "--downsample-ratio", "0.5"),
+        case=dict(frames=3, sizes=[(96, 64), (134, 90)]),  # the ratio is the artifact's; 67x45: odd inside
+        expect=ncnn_expect,
+        perturbed=lambda good, tmp: ncnn_perturbed(good, tmp, 1.25),  # judged at fp16: a larger change
+        ignoring_state=ncnn_ignoring_state,
+        doc=Doc(
+            cli("ncnn", "rvm_mobilenetv3_fp32_s0.25.ncnn.param", "--downsample-ratio", "0.25"),
+            "rvm_mobilenetv3_fp32_s0.25.ncnn.param",
+        ),
     ),
     "executorch": Row(
         modules=("executorch",),

@@ -147,6 +147,10 @@ class Runner(ABC):
         """(width, height, ratio) baked into a fixed-shape artifact, or None when dynamic."""
         return None
 
+    def fixed_ratio(self) -> Optional[float]:
+        """The downsample ratio baked into an artifact whose frame size is dynamic (ncnn), or None."""
+        return None
+
     @abstractmethod
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         """Run one frame. ``src`` is [B,3,H,W] float32 in 0..1; returns (outputs, new state)."""

@@ -95,6 +95,12 @@ def open_artifact(
     return runner, reference
 
 
+def on_grid(size: int, ratio: float) -> int:
+    """The first size from ``size`` up whose product with ``ratio`` is whole: where a runtime that resamples with
+    the scale its sizes imply (ncnn) samples as PyTorch does (``1 / ratio``)."""
+    return next((s for s in range(size, size + 1000) if abs(s * ratio - round(s * ratio)) < 1e-6), size)
+
+
 def plan_cases(
     runner: Runner,
     frames: int = DEFAULT_FRAMES,
@@ -107,6 +113,16 @@ def plan_cases(
     if fixed is not None:
         width, height, ratio = fixed
         return [Case(width, height, 1, ratio, frames)]
+    ratio = runner.fixed_ratio()
+    if ratio is not None:  # dynamic size, ratio baked in: the user's sizes (or the default ones) at that ratio
+        if any(abs(r - ratio) > 1e-9 for r in ratios):
+            raise RunnerError(
+                f"{runner.path} was exported for downsample_ratio {ratio:g} only; pass --ratio {ratio:g} or omit it",
+                "ratio",
+            )
+        defaults = [(on_grid(c.width, ratio), on_grid(c.height, ratio)) for c in default_cases(frames)]
+        sizes = sizes or list(dict.fromkeys(defaults))
+        return [Case(w, h, batch, ratio, frames) for (w, h) in sizes]
     if not sizes and not ratios:
         return default_cases(frames)
     sizes = sizes or [(320, 192)]

@@ -44,6 +44,7 @@ PER_FORMAT: Dict[str, Union[int, Tuple[int, ...]]] = {
     "coreml-neuralnetwork": 4,
     "openvino": 6,
     "tflite": 6,
+    "ncnn": 6,
     "executorch": 6,
 }
 
@@ -62,6 +63,7 @@ GOOD: Dict[str, Callable[[ArtifactCache], Path]] = {
     "coreml-neuralnetwork": lambda a: a.coreml("neuralnetwork", "fp16"),
     "openvino": lambda a: a.export("openvino", "rvm_mobilenetv3_fp32.xml"),
     "tflite": lambda a: a.export("tflite", "rvm_mobilenetv3_fp32.tflite"),
+    "ncnn": lambda a: a.export("ncnn", "rvm_mobilenetv3_fp32_s0.5.ncnn.param", "--downsample-ratio", "0.5"),
     "executorch": lambda a: a.export("executorch", executorch_edits.NAME, *executorch_edits.ARGS),
 }
 
@@ -75,6 +77,7 @@ MODULES = {
     "coreml-neuralnetwork": ("coremltools",),
     "openvino": ("openvino", "onnx"),
     "tflite": ("tensorflow", "ai_edge_litert"),
+    "ncnn": ("ncnn", "pnnx"),
     "executorch": ("executorch",),
 }
 
