@@ -29,6 +29,10 @@ class Backend(ABC):
         """(width, height, ratio) a fixed-shape artifact was exported for, or None."""
         return None
 
+    def fixed_ratio(self) -> Optional[float]:
+        """The ratio baked into an artifact whose frame size is dynamic (ncnn), or None."""
+        return None
+
     @abstractmethod
     def __call__(self, frames: torch.Tensor, downsample_ratio: float) -> Matte:
         """Matte the uint8 frames [T,H,W,3] that follow the previous call's frames."""
@@ -79,6 +83,9 @@ class RunnerBackend(Backend):
 
     def fixed_case(self) -> Optional[Tuple[int, int, float]]:
         return self.runner.fixed_case() if hasattr(self.runner, "fixed_case") else None
+
+    def fixed_ratio(self) -> Optional[float]:
+        return self.runner.fixed_ratio() if hasattr(self.runner, "fixed_ratio") else None
 
     def close(self) -> None:
         if self.owned:

@@ -297,10 +297,14 @@ def _open_writers(
 def _fit_fixed_case(
     backend: Backend, input_resize: Optional[Tuple[int, int]], downsample_ratio: Optional[float]
 ) -> Tuple[Optional[Tuple[int, int]], Optional[float]]:
-    """Fixed-shape artifacts (e.g. CoreML): default to their size and ratio; refuse any other."""
+    """Fixed-shape artifacts (e.g. CoreML): default to their size and ratio; refuse any other. An artifact with
+    only its ratio baked in (ncnn): default to that ratio; refuse another."""
     fixed = backend.fixed_case()
     if fixed is None:
-        return input_resize, downsample_ratio
+        baked = backend.fixed_ratio()
+        if baked is not None and downsample_ratio is not None and not math.isclose(downsample_ratio, baked):
+            raise InferenceError(f"this artifact was exported for downsample_ratio {baked:g}; pass that or None")
+        return input_resize, downsample_ratio if baked is None else baked
     width, height, ratio = fixed
     if input_resize is not None and tuple(input_resize) != (width, height):
         raise InferenceError(f"this artifact only takes {width}x{height} frames; pass input_resize=({width}, {height})")

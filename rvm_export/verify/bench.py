@@ -106,9 +106,13 @@ def pin_threads(runner: Runner, threads: int) -> None:
 
 
 def runs_case(runner: Runner, case: Tuple[int, int, float]) -> bool:
-    """False when a fixed-shape artifact (ONNX --static, CoreML) cannot run this size/ratio."""
+    """False when a fixed-shape artifact (ONNX --static, CoreML, ExecuTorch) cannot run this size/ratio, or an
+    artifact with its ratio baked in (ncnn) is asked for another ratio."""
     fixed = runner.fixed_case()
-    return fixed is None or (fixed[0], fixed[1]) == case[:2] and bool(np.isclose(fixed[2], case[2]))
+    if fixed is None:
+        baked = runner.fixed_ratio()
+        return baked is None or bool(np.isclose(baked, case[2]))
+    return (fixed[0], fixed[1]) == case[:2] and bool(np.isclose(fixed[2], case[2]))
 
 
 def run_sequence(runner: Runner, frames: np.ndarray, ratio: float) -> None:

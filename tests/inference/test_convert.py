@@ -195,3 +195,21 @@ def test_rendering_rounds_clamps_and_composes_like_the_float_formula() -> None:
     expected = (fgr * pha + torch.tensor(BACKGROUND).view(1, 3, 1, 1) / 255 * (1 - pha)) * 255
     composed = _to_uint8(fgr, pha, BACKGROUND).astype(np.float64)
     assert np.abs(composed - expected.permute(0, 2, 3, 1).numpy()).max() <= 0.5 + 1e-4
+
+
+def test_an_artifact_with_its_ratio_baked_in_defaults_to_it_and_refuses_another() -> None:
+    from rvm_export.contract.errors import InferenceError
+    from rvm_export.inference.backends import Backend
+    from rvm_export.inference.convert import _fit_fixed_case
+
+    class Baked(Backend):  # ncnn: dynamic size, ratio fixed at export
+        def fixed_ratio(self):
+            return 0.5
+
+        def __call__(self, frames, downsample_ratio):
+            raise AssertionError("not run")
+
+    assert _fit_fixed_case(Baked(), None, None) == (None, 0.5)
+    assert _fit_fixed_case(Baked(), (64, 48), 0.5) == ((64, 48), 0.5)
+    with pytest.raises(InferenceError, match="exported for downsample_ratio 0.5"):
+        _fit_fixed_case(Baked(), None, 0.25)

@@ -218,3 +218,16 @@ def test_threads_pin_openvino_too(artifacts: ArtifactCache) -> None:
     pin_threads(runner, 1)
     assert runner.compiled.get_property("INFERENCE_NUM_THREADS") == 1
     assert runner.compiled.get_property("INFERENCE_PRECISION_HINT") == precision  # still the pinned f32
+
+
+def test_an_artifact_with_its_ratio_baked_in_runs_only_that_ratio() -> None:
+    from rvm_export.verify.bench import runs_case
+
+    class Baked:  # ncnn: dynamic size, ratio fixed at export
+        def fixed_case(self):
+            return None
+
+        def fixed_ratio(self):
+            return 0.5
+
+    assert runs_case(Baked(), (128, 96, 0.5)) and not runs_case(Baked(), (128, 96, 0.25))
