@@ -74,6 +74,8 @@ RUNTIME_LOG = re.compile(
     r"|\[\w+\.(?:cpp|h):\d+\] "  # ExecuTorch's own log lines (ET_LOG): its CPU probe, a program it refuses
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
     r"|(?:WARNING:coremltools:)?(?:TensorFlow|Torch|scikit-learn) version \S+ has not been tested with coremltools\."
+    # coremltools at import, where another extra (executorch) brought a scikit-learn newer than it supports
+    r"|(?:WARNING:coremltools:)?scikit-learn version \S+ is not supported\. .*Disabling scikit-learn conversion API\."
     r")"
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # ONNX Runtime colours its log lines
