@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed by `make setup` (every target; users may install fewer: pip install -e '.[onnx]').
-EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs,pt2,openvino,tflite,ray,executorch,ncnn
+EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs,pt2,openvino,tflite,ray,executorch,ncnn,mnn
 NODE_RUNNER := rvm_export/runtimes/node
 CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=

@@ -269,6 +269,21 @@ TARGETS: Dict[str, TargetSpec] = {
             extras={"openvino": ("openvino", "onnx", "onnxslim")},
         ),
         TargetSpec(
+            name="mnn",
+            title="MNN",
+            summary="MNN model (.mnn) from the ONNX export (Android/iOS): dynamic B/H/W, runtime downsample_ratio.",
+            exporter="rvm_export.export.mnn:command",
+            runner="rvm_export.runtimes.mnn:MnnRunner",
+            inspector="rvm_export.runtimes.inspection:inspect_mnn",
+            artifact_name=lambda variant: f"rvm_{variant}_fp32.mnn",
+            release=_mobilenet_only(lambda: [((), {})]),  # fp32 only: the converter's --fp16 fails parity
+            suffixes=(".mnn",),
+            export_extra="mnn",
+            runner_extra="mnn",
+            packages=("mnn", "onnx", "onnxslim"),
+            extras={"mnn": ("MNN", "onnx", "onnxslim")},
+        ),
+        TargetSpec(
             name="tflite",
             title="LiteRT (TFLite)",
             summary="LiteRT (TFLite) flatbuffer, channels-last, dynamic shapes, runtime ratio.",

@@ -52,7 +52,7 @@ from tests.helpers import (
     run_blocked,
     run_snippet,
 )
-from tests.runtimes import executorch_edits
+from tests.runtimes import executorch_edits, mnn_edits
 from tests.runtimes.ncnn_edits import ncnn_ignoring_state, ncnn_perturbed
 
 SCENARIOS = ("passes", "perturbed-weight", "ignored-state", "doc-snippet", "export-extra", "runner-extra")
@@ -365,6 +365,11 @@ def ncnn_expect(report: Report) -> None:
     assert [r.case.ratio for r in report.results] == [0.5, 0.5] and report.worst()["pha"]["max_abs"] < 1e-2
 
 
+def mnn_expect(report: Report) -> None:
+    """fp32 on MNN's CPU backend, runtime ratio (1 takes the If's branch without the refiner), batch 2."""
+    assert report.metadata.options["weights"] == "fp32" and report.worst()["pha"]["max_abs"] < 2e-3
+
+
 def tflite_expect(report: Report) -> None:
     assert len(report.results) == 6 and report.worst()["pha"]["max_abs"] < 2e-3  # 3 sizes: one interpreter resized
 
@@ -498,6 +503,16 @@ ROWS: Dict[str, Row] = {
             cli("ncnn", "rvm_mobilenetv3_fp32_s0.25.ncnn.param", "--downsample-ratio", "0.25"),
             "rvm_mobilenetv3_fp32_s0.25.ncnn.param",
         ),
+    ),
+    "mnn": Row(
+        modules=("MNN", "onnx"),
+        artifact=cli("mnn", mnn_edits.NAME),
+        case=dict(frames=3, sizes=[(97, 75)], ratios=[1.0, 0.5], batch=2),  # odd: crops after every upsampling
+        expect=mnn_expect,
+        perturbed=mnn_edits.mnn_perturbed,
+        ignoring_state=mnn_edits.mnn_ignoring_state,
+        from_source=True,
+        doc=Doc(cli("mnn", mnn_edits.NAME), mnn_edits.NAME),
     ),
     "executorch": Row(
         modules=("executorch",),

@@ -1247,6 +1247,29 @@ def _pte_word(ctx: Ctx) -> str:
     return f"wrote {value:#x} as a 4-byte word at offset {offset} of the flatbuffer of {ctx.rel(ctx.root)}"
 
 
+def mnn_op_field(ctx: Ctx, path: Path) -> str:
+    """One op of the .mnn's main graph with a forged type (a Plugin, an unknown enum) or tensor index, in place."""
+    from rvm_export.runtimes.pte_format import _Reader
+
+    data = bytearray(path.read_bytes())
+    reader = _Reader(bytes(data))
+    ops = reader.tables(reader.u32(0), 3)
+    op = ops[ctx.rng.randrange(len(ops))]
+    start, length = reader.vector(op, ctx.rng.choice((0, 4)), 4)
+    if length and ctx.rng.random() < 0.6:
+        at = start + 4 * ctx.rng.randrange(length)
+        value = ctx.rng.choice((-1, 2**31 - 1, 70000, 391, 392))
+        what = "tensor index"
+    else:
+        at = reader.field(op, 5)
+        if not at:
+            raise Skip("the op has the default type")
+        value, what = ctx.rng.choice((256, 512, 600, 9999, -1, 0)), "op type"
+    struct.pack_into("<i", data, at, value)
+    path.write_bytes(bytes(data))
+    return f"wrote {value} as the {what} at offset {at} of {ctx.rel(path)}"
+
+
 def formats() -> Dict[str, Format]:
     """Every reader the fuzz covers: one per target, CoreML's two formats apart."""
     coreml_args = ("--resolution", "64", "48", "--downsample-ratio", "0.5")
@@ -1383,6 +1406,23 @@ def formats() -> Dict[str, Format]:
                 (".bin grown", lambda c: append_bytes(c, _ncnn_bin(c))),
                 ("param number", lambda c: ncnn_number(c, c.root)),
                 (".bin word forged", lambda c: forge_word(c, _ncnn_bin(c), head=c.rng.random() < 0.5)),
+            ),
+        ),
+        Format(
+            "mnn",
+            "mnn",
+            "rvm.mnn",
+            (),
+            CASE,
+            (
+                ("truncate", lambda c: truncate(c, c.root)),
+                ("op field", lambda c: mnn_op_field(c, c.root)),
+                ("metadata in place", lambda c: metadata_inplace(c, c.root)),
+                ("word forged", lambda c: forge_word(c, c.root, head=True)),
+                ("op field", lambda c: mnn_op_field(c, c.root)),
+                ("header bytes", lambda c: flip_bytes(c, c.root, head=True)),
+                ("bytes anywhere", lambda c: flip_bytes(c, c.root, head=False)),
+                ("word forged", lambda c: forge_word(c, c.root, head=False)),
             ),
         ),
         Format(

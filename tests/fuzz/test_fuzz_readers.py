@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Tuple, Union
 import pytest
 
 from tests.helpers import ArtifactCache, browser_missing, in_ci, node_missing, require, requires_node
-from tests.runtimes import executorch_edits
+from tests.runtimes import executorch_edits, mnn_edits
 
 # Inputs per format: the first N of each format's mutations (their kinds follow the format's list in
 # rvm_export.verify.fuzz.formats), or the listed ones, sized so that the fuzz itself takes about a minute on a
@@ -47,6 +47,7 @@ PER_FORMAT: Dict[str, Union[int, Tuple[int, ...]]] = {
     "tflite": 4,
     "ncnn": 4,
     "executorch": 4,
+    "mnn": 4,
 }
 
 # Findings whose fix belongs outside the runner modules, reported to their owners and matched here by a precise
@@ -66,6 +67,7 @@ GOOD: Dict[str, Callable[[ArtifactCache], Path]] = {
     "tflite": lambda a: a.export("tflite", "rvm_mobilenetv3_fp32.tflite"),
     "ncnn": lambda a: a.export("ncnn", "rvm_mobilenetv3_fp32_s0.5.ncnn.param", "--downsample-ratio", "0.5"),
     "executorch": lambda a: a.export("executorch", executorch_edits.NAME, *executorch_edits.ARGS),
+    "mnn": lambda a: a.export("mnn", mnn_edits.NAME),
 }
 
 # What each format's runner (and its exporter) needs: missing here, the format is left out; in CI, an error.
@@ -80,6 +82,7 @@ MODULES = {
     "tflite": ("tensorflow", "ai_edge_litert"),
     "ncnn": ("ncnn", "pnnx"),
     "executorch": ("executorch",),
+    "mnn": ("MNN", "onnx"),
 }
 
 
