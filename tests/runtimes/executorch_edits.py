@@ -6,6 +6,7 @@
   lowered like the good one (~60 s on two cores: ExecuTorch's XNNPACK lowering is the slow part).
 """
 
+import copy
 from pathlib import Path
 from typing import Tuple
 
@@ -46,11 +47,12 @@ def executorch_ignoring_state(source, tmp: Path) -> Path:  # noqa: ANN001 (the s
             return super().forward(src, r1i * 0.0, r2i * 0.0, r3i * 0.0, r4i * 0.0)
 
     width, height, ratio = CASE
-    shapes = [list(s) for s in state_shapes(source.model, width, height, ratio)]
+    reference = copy.deepcopy(source.model)  # the session's model is shared: never export (or change) it in place
+    shapes = [list(s) for s in state_shapes(reference, width, height, ratio)]
     metadata = source.metadata(
         "executorch", "fp32", width=width, height=height, downsample_ratio=ratio, state_shapes=shapes
     )
-    model = IgnoresState(source.model, ratio)
+    model = IgnoresState(reference, ratio)
     return export_executorch(model, tmp / "stateless.pte", metadata, width, height, ratio)
 
 

@@ -6,6 +6,7 @@
   converted by the same converter call as the good one.
 """
 
+import copy
 import json
 import tempfile
 from pathlib import Path
@@ -38,7 +39,7 @@ def mnn_ignoring_state(source, tmp: Path) -> Path:
     metadata = source.metadata("mnn", "fp32", opset=DEFAULT_OPSET, weights="fp32")
     with tempfile.TemporaryDirectory() as work:
         onnx_path = Path(work) / "rvm.onnx"
-        export_onnx(source.model.float(), onnx_path, metadata, DEFAULT_OPSET)
+        export_onnx(copy.deepcopy(source.model).float(), onnx_path, metadata, DEFAULT_OPSET)  # shared: copy
         rewrite_onnx(onnx_path, onnx_path, disconnect_states)
         path = tmp / "stateless.mnn"
         convert(onnx_path, path, json.dumps(json.loads(metadata.to_json()), separators=(",", ":")))
