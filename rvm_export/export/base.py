@@ -1,6 +1,7 @@
 """What every export target shares: where the weights come from, metadata, atomic writes."""
 
 import contextlib
+import copy
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,10 +70,11 @@ REDUCED = {"fp16": torch.float16, "bf16": torch.bfloat16}  # network dtypes; the
 
 
 def at_precision(model: MattingNetwork, precision: str, allowed: Tuple[str, ...] = PRECISIONS) -> MattingNetwork:
-    """The model converted to ``precision`` (fp16 and bf16 keep the guided-filter refiner in fp32)."""
+    """The model converted to ``precision`` (fp16 and bf16 keep the guided-filter refiner in fp32). A reduced
+    precision converts a copy: the caller's model (a session's shared reference) keeps its fp32 weights."""
     if precision not in allowed:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(allowed)}", "precision")
-    return half_precision(model, REDUCED[precision]) if precision in REDUCED else model.float()
+    return half_precision(copy.deepcopy(model), REDUCED[precision]) if precision in REDUCED else model.float()
 
 
 @contextlib.contextmanager
