@@ -980,15 +980,20 @@ def _openvino_layers(xml: bytes) -> List[Tuple[str, str, Dict[str, str]]]:
     return layers
 
 
-def inspect_openvino(path: Path) -> None:
-    _regular_file(path, path)
+def _companion_bin_size(path: Path) -> int:
+    """Bytes of the ``.bin`` beside ``path`` (OpenVINO, ncnn), refused when it resolves outside the model's folder
+    or is not a regular file; 0 when there is none."""
     weights = path.with_suffix(".bin")
-    folder = _real(path).parent
     if weights.exists() or weights.is_symlink():
-        if not _inside(folder, _real(weights)):
+        if not _inside(_real(path).parent, _real(weights)):
             raise _refuse(path, f"{weights.name} resolves to {_real(weights)}, outside the model's folder")
         _regular_file(weights, path)
-    size = weights.stat().st_size if weights.exists() else 0
+    return weights.stat().st_size if weights.exists() else 0
+
+
+def inspect_openvino(path: Path) -> None:
+    _regular_file(path, path)
+    size = _companion_bin_size(path)
     try:
         layers = _openvino_layers(_read_limited(path, path))
     except ValueError as exc:  # our refusal of a DTD, or ElementTree's ParseError (a ValueError... not always)
@@ -1005,7 +1010,7 @@ def inspect_openvino(path: Path) -> None:
             except ValueError:
                 raise _refuse(path, f"a Const layer's offset/size {_show(data)} are not numbers")
             if offset < 0 or length < 0 or offset + length > size:
-                raise _refuse(path, f"a Const layer reads bytes {offset}..{offset + length} of {weights.name}, "
+                raise _refuse(path, f"a Const layer reads bytes {offset}..{offset + length} of {path.stem}.bin, "
                               f"which holds {size}")  # fmt: skip
 
 
@@ -1099,13 +1104,7 @@ def inspect_ncnn(path: Path) -> None:
     from rvm_export.contract import ncnn_param
 
     _regular_file(path, path)
-    weights = path.with_suffix(".bin")
-    folder = _real(path).parent
-    if weights.exists() or weights.is_symlink():
-        if not _inside(folder, _real(weights)):
-            raise _refuse(path, f"{weights.name} resolves to {_real(weights)}, outside the model's folder")
-        _regular_file(weights, path)
-    size = weights.stat().st_size if weights.exists() else 0
+    size = _companion_bin_size(path)
     try:
         param = ncnn_param.parse(_read_limited(path, path).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -1150,7 +1149,7 @@ def inspect_ncnn(path: Path) -> None:
     if len(made) != param.blob_count:
         raise _refuse(path, f"it declares {param.blob_count} blobs and its layers write {len(made)}")
     if weight_bytes > size:
-        raise _refuse(path, f"its layers declare {weight_bytes} bytes of weights and {weights.name} holds {size}")
+        raise _refuse(path, f"its layers declare {weight_bytes} bytes of weights and {path.stem}.bin holds {size}")
 
 
 # --- ExecuTorch (.pte) ---------------------------------------------------------------------------------------------
