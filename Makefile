@@ -28,8 +28,11 @@ $(NODE_RUNNER)/node_modules/.installed: $(NODE_RUNNER)/package-lock.json
 chromium:
 	tools/install_chromium.sh
 
+# Two pytest-xdist workers: half the suite is single-threaded Python (exports, conversions, subprocesses), so two
+# share the two cores; passive OpenMP waiting keeps one worker's idle threads from spinning on the other's core.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 export-all: setup
 	$(PY) -m rvm_export.release $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \

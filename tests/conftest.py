@@ -2,6 +2,7 @@
 loaded from them once, a real photograph, and the artifacts exported once and reused by every test that
 reads them. Plain helpers are in tests/helpers.py."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,11 @@ def source(weights_path: Path):
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory, weights_path: Path) -> ArtifactCache:
-    """Artifacts exported once per session (``artifacts.export(target, name, *args)``, ``.onnx(...)``,
-    ``.coreml(fmt, precision)``); read-only, copy one before editing it."""
+    """Artifacts exported once per run (``artifacts.export(target, name, *args)``, ``.onnx(...)``,
+    ``.coreml(fmt, precision)``); read-only, copy one before editing it. Under pytest-xdist the workers share
+    one folder beside their own temporary folders, so each artifact is exported by one of them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return ArtifactCache(tmp_path_factory.getbasetemp().parent / "shared_artifacts")
     return ArtifactCache(tmp_path_factory.mktemp("artifacts"))
 
 
@@ -47,3 +51,15 @@ def astronaut() -> torch.Tensor:
     from skimage import data
 
     return torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
+def pytest_collection_modifyitems(items: list) -> None:
+    """``make test`` runs two pytest-xdist workers (``--dist loadgroup``): a test that uses a module- or
+    class-scoped fixture (an export, a video, a Ray cluster) runs in the same worker as the rest of its module,
+    so that the fixture is made once; every other test goes to whichever worker is free."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        scopes = {d.scope for defs in (info.name2fixturedefs.values() if info else ()) for d in defs}
+        if scopes & {"module", "class", "package"}:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

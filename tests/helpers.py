@@ -7,6 +7,7 @@ CLI in-process and the session's :class:`ArtifactCache`, broken artifacts severa
 with an extra missing, running a doc's snippets as written, PyTorch's reference alpha and the video
 helpers of the inference tests."""
 
+import hashlib
 import importlib
 import os
 import re
@@ -96,27 +97,42 @@ COREML_CASE = (128, 96, 0.5)  # width, height, ratio of the CoreML test models: 
 
 
 class ArtifactCache:
-    """Artifacts exported once per test session into one folder and shared by every test that reads them
-    (the session fixture ``artifacts``). Read-only: copy one before editing it."""
+    """Artifacts exported once per test run into one folder and shared by every test that reads them (the
+    session fixture ``artifacts``). Read-only: copy one before editing it.
+
+    The folder may be shared by several pytest processes (``pytest -n 2``, pytest-xdist): each artifact has its
+    own folder, named by its options, a lock file that the process exporting it holds, and a ``.done`` marker
+    written after its export succeeded; the others wait on the lock, then read it."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._paths: Dict[tuple, Path] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        self._done: Dict[tuple, Path] = {}
 
-    def _slot(self, key: tuple, name: str) -> Tuple[Path, bool]:
-        if key in self._paths:
-            return self._paths[key], True
-        folder = self.folder / str(len(self._paths))
-        folder.mkdir(parents=True)
-        self._paths[key] = folder / name
-        return self._paths[key], False
+    def _once(self, key: tuple, name: str, make: Callable[[Path], object]) -> Path:
+        if key in self._done:
+            return self._done[key]
+        from filelock import FileLock
+
+        slot = self.folder / hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+        path = slot / name
+        with FileLock(str(slot) + ".lock"):
+            if not (slot / ".done").is_file():
+                shutil.rmtree(slot, ignore_errors=True)  # a failed export's leftovers
+                slot.mkdir(parents=True)
+                make(path)
+                (slot / ".done").touch()
+        self._done[key] = path
+        return path
 
     def export(self, target: str, name: str, *args: str, checkpoint: Optional[Path] = WEIGHTS) -> Path:
         """``rvm-export TARGET [--checkpoint CKPT] ARGS --output NAME``, once per distinct call."""
-        path, done = self._slot(("cli", target, name, *args, checkpoint), name)
-        if not done:
-            export_artifact(target, *(["--checkpoint", checkpoint] if checkpoint else []), *args, "--output", path)
-        return path
+        ckpt = ["--checkpoint", checkpoint] if checkpoint else []
+        return self._once(
+            ("cli", target, name, *args, str(checkpoint)),
+            name,
+            lambda path: export_artifact(target, *ckpt, *args, "--output", path),
+        )
 
     def onnx(
         self,
@@ -134,8 +150,8 @@ class ArtifactCache:
             + (f"_{static[0]}x{static[1]}" if static else "")
             + ".onnx"
         )
-        path, done = self._slot(("onnx", precision, opset, static, ratio, resnet50), name)
-        if not done:
+
+        def make(path: Path) -> None:
             from rvm_export.export.base import at_precision, load_source
             from rvm_export.export.onnx import export_onnx
 
@@ -143,7 +159,8 @@ class ArtifactCache:
             options = {"opset": opset, "static": list(static) if static else None, "downsample_ratio": ratio}
             metadata = source.metadata("onnx", precision, **options)
             export_onnx(at_precision(source.model, precision), path, metadata, opset, static, ratio)
-        return path
+
+        return self._once(("onnx", precision, opset, static, ratio, resnet50), name, make)
 
     def coreml(self, fmt: str, precision: str) -> Path:
         """The real weights as a CoreML model at :data:`COREML_CASE` (conversion is the slow part)."""
