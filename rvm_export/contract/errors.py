@@ -7,9 +7,7 @@ nothing of this package, so its :class:`~model.CheckpointError` is not a subclas
 is what a command line catches.
 """
 
-from typing import Optional
-
-from model import CheckpointError
+from typing import Any, Optional
 
 
 class RVMError(Exception):
@@ -40,7 +38,14 @@ class MissingExtraError(RVMError, ImportError):
     """An optional dependency is not installed; the message names the extra that installs it."""
 
 
-USER_ERRORS = (RVMError, CheckpointError)
+def __getattr__(name: str) -> Any:
+    """``USER_ERRORS``, made on first use: importing ``model`` imports PyTorch, which a runtime's child process
+    (rvm_export.runtimes.isolated) does not need, and which this module otherwise never touches."""
+    if name == "USER_ERRORS":
+        from model import CheckpointError
+
+        return (RVMError, CheckpointError)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
@@ -57,7 +62,6 @@ def cli_message(exc: BaseException) -> str:
 
 
 __all__ = [
-    "USER_ERRORS",
     "ExportError",
     "InferenceError",
     "MissingExtraError",

@@ -33,6 +33,10 @@ class Backend(ABC):
         """The ratio baked into an artifact whose frame size is dynamic (ncnn), or None."""
         return None
 
+    def size_problem(self, width: int, height: int) -> Optional[str]:
+        """Why this model would not matte frames of this size as PyTorch does, or None (Runner.size_problem)."""
+        return None
+
     @abstractmethod
     def __call__(self, frames: torch.Tensor, downsample_ratio: float) -> Matte:
         """Matte the uint8 frames [T,H,W,3] that follow the previous call's frames."""
@@ -86,6 +90,9 @@ class RunnerBackend(Backend):
 
     def fixed_ratio(self) -> Optional[float]:
         return self.runner.fixed_ratio() if hasattr(self.runner, "fixed_ratio") else None
+
+    def size_problem(self, width: int, height: int) -> Optional[str]:
+        return self.runner.size_problem(width, height) if hasattr(self.runner, "size_problem") else None
 
     def close(self) -> None:
         if self.owned:

@@ -431,6 +431,9 @@ def _convert(
     fitted_resize, downsample_ratio = _fit_fixed_case(backend, input_resize, downsample_ratio)
     if fitted_resize != input_resize:
         source = open_reader(input_source, resize=fitted_resize)
+    problem = backend.size_problem(*source.size)
+    if problem is not None:
+        raise InferenceError(problem, "input_resize")
     inputs = Path(input_source).resolve()
     if any(Path(p).resolve() == inputs for p in outputs.values() if p):
         raise InferenceError(f"an output path is the input {input_source}; write the outputs elsewhere")

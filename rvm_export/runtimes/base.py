@@ -151,6 +151,11 @@ class Runner(ABC):
         """The downsample ratio baked into an artifact whose frame size is dynamic (ncnn), or None."""
         return None
 
+    def size_problem(self, width: int, height: int) -> Optional[str]:
+        """Why frames of this size would not be matted as PyTorch mattes them (a message naming the size to use
+        instead), or None. convert_video refuses such a video before writing anything."""
+        return None
+
     @abstractmethod
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         """Run one frame. ``src`` is [B,3,H,W] float32 in 0..1; returns (outputs, new state)."""
@@ -165,6 +170,12 @@ class Runner(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def on_grid(size: int, ratio: float) -> int:
+    """The first size from ``size`` up whose product with ``ratio`` is whole: where a runtime that resamples with
+    the scale its sizes imply (ncnn) samples as PyTorch does (``1 / ratio``)."""
+    return next((s for s in range(size, size + 1000) if abs(s * ratio - round(s * ratio)) < 1e-6), size)
 
 
 def to_numpy_outputs(values: Any) -> Outputs:

@@ -11,6 +11,9 @@ measure it; on x86 MNN 3.6.1 has no fp16 arithmetic (it prints ``fp16:0`` when i
 fp32 here, and what Low does on an ARMv8.2 phone (fp16, the guided filter included) cannot be run here
 (docs/mnn.md). Winograd tiles are kept small (``WINOGRAD_MEMORY_LEVEL`` 0, below): MNN's default fails the fp32
 gate. Only ``import MNN`` is used, never ``MNN.tools`` (see rvm_export/export/mnn.py).
+
+The module is loaded and run in a child process (:mod:`rvm_export.runtimes.isolated`; :func:`serve` is its side):
+MNN trusts each op's parameter table, so a forged one that passed the inspection ends in one line, not a signal.
 """
 
 import contextlib
@@ -24,6 +27,7 @@ import numpy as np
 from rvm_export.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, ArtifactMetadata
 
 from .base import ArtifactFacts, Outputs, Runner, RunnerError, load_error
+from .isolated import IsolatedModel, serve_loop
 from .mnn_format import MnnError, read_mnn
 
 PRECISION_ENV = "RVM_MNN_PRECISION"
@@ -112,6 +116,32 @@ def load_module(path: Path, threads: int, precision: str) -> Any:
     return module
 
 
+def run_forward(module: Any, arrays: tuple) -> List[np.ndarray]:
+    """One frame: ``src``, the four states and the ratio in, the six outputs out (in the child process)."""
+    inputs = [F.const(a, list(a.shape), F.NCHW, F.float) for a in arrays]
+    with mnn_output() as log:
+        try:
+            results = module.onForward(inputs)
+        except Exception as exc:
+            results, error = None, exc
+        else:
+            error = None
+    if error is not None or not results or len(results) != len(OUTPUT_NAMES):
+        cause = log.first() or (str(error).splitlines()[0] if error else f"{len(results or [])} outputs")
+        raise RunnerError(f"MNN failed to run the model: {cause[:300]}")
+    out = []
+    for value in results:
+        if value.data_format == F.NC4HW4:
+            value = F.convert(value, F.NCHW)
+        out.append(np.array(value.read(), dtype=np.float32, copy=True))
+    return out
+
+
+def serve(conn: Any, path: str, threads: int, precision: str) -> None:
+    """The child process's loop (rvm_export.runtimes.isolated): load, then one frame per request."""
+    serve_loop(conn, lambda: (load_module(Path(path), threads, precision), ""), run_forward)
+
+
 class MnnRunner(Runner):
     kind = "mnn"
 
@@ -120,7 +150,12 @@ class MnnRunner(Runner):
         self.metadata = metadata_of(self.path)
         self.threads = threads or os.cpu_count() or 1
         self.precision = os.environ.get(PRECISION_ENV, "High")
-        self.module = load_module(self.path, self.threads, self.precision)
+        self.module = self._load()
+
+    def _load(self) -> IsolatedModel:
+        if self.precision not in MODES:
+            raise RunnerError(f"{PRECISION_ENV}={self.precision!r} is not one of {', '.join(MODES)}")
+        return IsolatedModel("MNN", self.path, f"{__name__}:serve", str(self.path), self.threads, self.precision)
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
@@ -134,7 +169,11 @@ class MnnRunner(Runner):
 
     def set_threads(self, threads: int) -> None:
         self.threads = threads
-        self.module = load_module(self.path, threads, self.precision)
+        self.module.close()
+        self.module = self._load()
+
+    def close(self) -> None:
+        self.module.close()
 
     def initial_state(self, batch: int) -> List[np.ndarray]:
         return [np.zeros((1, 1, 1, 1), np.float32)] * 4  # the ONNX graph broadcasts them, as the model does
@@ -142,22 +181,7 @@ class MnnRunner(Runner):
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         arrays = [np.ascontiguousarray(src, np.float32), *(np.ascontiguousarray(s, np.float32) for s in state)]
         arrays.append(np.asarray([downsample_ratio], np.float32))
-        inputs = [F.const(a, list(a.shape), F.NCHW, F.float) for a in arrays]
-        with mnn_output() as log:
-            try:
-                results = self.module.onForward(inputs)
-            except Exception as exc:
-                results, error = None, exc
-            else:
-                error = None
-        if error is not None or not results or len(results) != len(OUTPUT_NAMES):
-            cause = log.first() or (str(error).splitlines()[0] if error else f"{len(results or [])} outputs")
-            raise RunnerError(f"MNN failed to run {self.path.name}: {cause[:300]}")
-        out = {}
-        for name, value in zip(OUTPUT_NAMES, results, strict=True):
-            if value.data_format == F.NC4HW4:
-                value = F.convert(value, F.NCHW)
-            out[name] = np.array(value.read(), dtype=np.float32, copy=True)
+        out = dict(zip(OUTPUT_NAMES, self.module.run(arrays), strict=True))
         return out, [out[name] for name in ("r1o", "r2o", "r3o", "r4o")]
 
 

@@ -10,6 +10,11 @@ on), as a phone app does. ncnn 1.0.20261020 stores blobs in fp16 on x86 too (F16
 and the refiner's layers stay fp32 by their feature mask, so the verifier judges the artifact at
 ``options.phone_precision`` (fp16: PyTorch's fp16 recipe with the refiner fp32). ``RVM_NCNN_JUDGE=fp32`` turns
 the fp16 options off and judges at fp32 instead (the conversion's own exactness).
+
+ncnn itself runs in a child process (:mod:`rvm_export.runtimes.isolated`; :func:`serve` is its side): ncnn trusts
+each layer's parameters, so a forged one that passed the inspection ends in one line instead of a signal. Frame
+sizes off the ratio's grid are refused by convert_video (:meth:`NcnnRunner.size_problem`) and shown failing by the
+verifier.
 """
 
 import contextlib
@@ -24,7 +29,8 @@ import numpy as np
 
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata, ncnn_param
 
-from .base import Outputs, Runner, RunnerError, load_error
+from .base import Outputs, Runner, RunnerError, load_error, on_grid
+from .isolated import IsolatedModel, serve_loop
 
 JUDGE_ENV = "RVM_NCNN_JUDGE"
 
@@ -86,6 +92,52 @@ def state_sizes(height: int, width: int, ratio: float) -> List[Tuple[int, int]]:
     return sizes
 
 
+def load_net(path: Path, threads: int, fp16: bool) -> "ncnn.Net":
+    """The ncnn Net of ``path`` and its ``.bin`` (in the child process: ncnn trusts the layers' parameters)."""
+    weights = path.with_suffix(".bin")
+    net = ncnn.Net()
+    net.opt.num_threads = threads
+    net.opt.use_vulkan_compute = False
+    net.opt.use_fp16_storage = net.opt.use_fp16_packed = net.opt.use_fp16_arithmetic = fp16
+    with ncnn_log() as log:
+        loaded = net.load_param(str(path))
+    if loaded != 0:
+        raise RunnerError(f"{path} is not an ncnn .param that ncnn loads: {log.first() or 'load_param failed'}")
+    with ncnn_log() as log:
+        loaded = net.load_model(str(weights))
+    if loaded != 0:
+        raise RunnerError(
+            f"{weights} does not hold the weights {path.name} declares: {log.first() or 'load_model failed'}"
+        )
+    names = set(net.input_names()) | set(net.output_names())
+    missing = [n for n in (*("src", *STATE_INPUTS), *OUTPUT_NAMES) if n not in names]
+    if missing:
+        raise RunnerError(f"{path} lacks the contract's blobs {', '.join(missing)}")
+    return net
+
+
+def run_frame(net: "ncnn.Net", arrays: tuple) -> List[np.ndarray]:
+    """One frame: ``src`` [3,H,W] and the four states in, the six outputs out (in the child process)."""
+    extractor = net.create_extractor()
+    mats = [ncnn.Mat(np.ascontiguousarray(a, np.float32)) for a in arrays]  # referenced until copied out
+    for name, mat in zip(("src", *STATE_INPUTS), mats, strict=True):
+        extractor.input(name, mat)
+    out = []
+    for name in OUTPUT_NAMES:
+        code, mat = extractor.extract(name)
+        if code != 0:
+            height, width = arrays[0].shape[1:]
+            raise RunnerError(f"ncnn failed to compute {name} (code {code}) on a {width}x{height} frame")
+        out.append(np.array(mat, dtype=np.float32, copy=True))
+    del mats
+    return out
+
+
+def serve(conn: Any, path: str, threads: int, fp16: bool) -> None:
+    """The child process's loop (rvm_export.runtimes.isolated): load, then one frame per request."""
+    serve_loop(conn, lambda: (load_net(Path(path), threads, fp16), ""), run_frame)
+
+
 class NcnnRunner(Runner):
     kind = "ncnn"
 
@@ -96,33 +148,12 @@ class NcnnRunner(Runner):
         self.threads = threads or os.cpu_count() or 1
         self.net = self._load()
 
-    def _load(self) -> "ncnn.Net":
+    def _load(self) -> IsolatedModel:
         weights = self.path.with_suffix(".bin")
         if not weights.is_file():
             raise RunnerError(f"{weights} is missing; an ncnn model needs its .bin beside the .param")
-        net = ncnn.Net()
-        net.opt.num_threads = self.threads
-        net.opt.use_vulkan_compute = False
-        fp16 = self.metadata is None or self.judged_precision() == "fp16"  # ncnn's defaults, as on a phone
-        net.opt.use_fp16_storage = net.opt.use_fp16_packed = net.opt.use_fp16_arithmetic = fp16
-        self.fp16 = bool(net.opt.use_fp16_storage)
-        with ncnn_log() as log:
-            loaded = net.load_param(str(self.path))
-        if loaded != 0:
-            raise RunnerError(
-                f"{self.path} is not an ncnn .param that ncnn loads: {log.first() or 'load_param failed'}"
-            )
-        with ncnn_log() as log:
-            loaded = net.load_model(str(weights))
-        if loaded != 0:
-            raise RunnerError(
-                f"{weights} does not hold the weights {self.path.name} declares: {log.first() or 'load_model failed'}"
-            )
-        names = set(net.input_names()) | set(net.output_names())
-        missing = [n for n in (*("src", *STATE_INPUTS), *OUTPUT_NAMES) if n not in names]
-        if missing:
-            raise RunnerError(f"{self.path} lacks the contract's blobs {', '.join(missing)}")
-        return net
+        self.fp16 = self.metadata is None or self.judged_precision() == "fp16"  # ncnn's defaults, as on a phone
+        return IsolatedModel("ncnn", self.path, f"{__name__}:serve", str(self.path), self.threads, self.fp16)
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
@@ -138,6 +169,16 @@ class NcnnRunner(Runner):
 
     def fixed_ratio(self) -> Optional[float]:
         return self.ratio
+
+    def size_problem(self, width: int, height: int) -> Optional[str]:
+        ratio = self.ratio
+        if (on_grid(width, ratio), on_grid(height, ratio)) == (width, height):
+            return None
+        return (
+            f"{width}x{height} frames are off the grid of downsample_ratio {ratio:g} that {self.path.name} was exported "
+            f"for (ncnn resamples with the scale its sizes imply: width and height x ratio must be whole, docs/ncnn.md); "
+            f"resize them, e.g. input_resize=({on_grid(width, ratio)}, {on_grid(height, ratio)})"
+        )
 
     def judged_precision(self) -> str:
         assert self.metadata is not None
@@ -171,7 +212,11 @@ class NcnnRunner(Runner):
 
     def set_threads(self, threads: int) -> None:
         self.threads = threads
+        self.net.close()
         self.net = self._load()
+
+    def close(self) -> None:
+        self.net.close()
 
     def initial_state(self, batch: int) -> List[Optional[List[np.ndarray]]]:
         return [None] * batch
@@ -184,21 +229,7 @@ class NcnnRunner(Runner):
         return [np.zeros((int(c), h, w), np.float32) for c, (h, w) in zip(channels, sizes, strict=True)]
 
     def _frame(self, src: np.ndarray, states: List[np.ndarray]) -> List[np.ndarray]:
-        extractor = self.net.create_extractor()
-        feeds = [np.ascontiguousarray(src, np.float32)] + [np.ascontiguousarray(s, np.float32) for s in states]
-        mats = [ncnn.Mat(a) for a in feeds]  # the arrays stay referenced until the outputs are copied
-        for name, mat in zip(("src", *STATE_INPUTS), mats, strict=True):
-            extractor.input(name, mat)
-        out = []
-        for name in OUTPUT_NAMES:
-            code, mat = extractor.extract(name)
-            if code != 0:
-                raise RunnerError(
-                    f"ncnn failed to compute {name} (code {code}) on a {src.shape[2]}x{src.shape[1]} frame"
-                )
-            out.append(np.array(mat, dtype=np.float32, copy=True))
-        del mats, feeds
-        return out
+        return self.net.run([src, *states])
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         if abs(downsample_ratio - self.ratio) > 1e-9:

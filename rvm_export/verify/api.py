@@ -13,6 +13,7 @@ from model import MattingNetwork, infer_architecture, read_state_dict, sha256_fi
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
 from ..runtimes import Runner, RunnerError, open_runner
+from ..runtimes.base import on_grid
 from ..runtimes.torch_runner import reference_model
 from .compare import Failure
 from .harness import DEFAULT_FRAMES, default_cases, verify_runner
@@ -93,12 +94,6 @@ def open_artifact(
         runner.close()
         raise
     return runner, reference
-
-
-def on_grid(size: int, ratio: float) -> int:
-    """The first size from ``size`` up whose product with ``ratio`` is whole: where a runtime that resamples with
-    the scale its sizes imply (ncnn) samples as PyTorch does (``1 / ratio``)."""
-    return next((s for s in range(size, size + 1000) if abs(s * ratio - round(s * ratio)) < 1e-6), size)
 
 
 def plan_cases(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rvm_export.contract import ncnn_param
-from tests.helpers import ArtifactCache, copy_artifact, require
+from tests.helpers import ArtifactCache, copy_artifact, encode_clip, leftovers, read_video, require
 from tests.runtimes.ncnn_edits import ncnn_without_featmask
 
 NAME = "rvm_mobilenetv3_fp32_s0.5.ncnn.param"
@@ -109,3 +109,21 @@ def test_state_shapes_match_the_graph(good: Path) -> None:
         src = np.random.default_rng(0).random((1, 3, 90, 134), np.float32)  # 45x67 at 0.5: odd both ways
         _, state = runner.infer(src, runner.initial_state(1), 0.5)
         assert [s.shape for s in state[0]] == [z.shape for z in runner._zeros(90, 134)]
+
+
+def test_convert_video_refuses_frames_off_the_grid_and_mattes_them_resized(good: Path, tmp_path: Path) -> None:
+    """A 97x65 clip at ratio 0.5 would be resampled unlike PyTorch (fgr off by 0.9): refused before any output
+    exists, naming the input_resize that fixes it; with that resize the run completes."""
+    from fractions import Fraction
+
+    from rvm_export.contract.errors import InferenceError
+    from rvm_export.inference.convert import convert_video
+
+    clip = tmp_path / "clip.mp4"
+    encode_clip(clip, 97, 65, 2, Fraction(25))
+    alpha = tmp_path / "pha.mp4"
+    with pytest.raises(InferenceError, match=r"97x65 frames are off the grid .* input_resize=\(98, 66\)"):
+        convert_video(str(good), input_source=str(clip), output_alpha=str(alpha), progress=False)
+    assert not alpha.exists() and not leftovers(tmp_path)
+    convert_video(str(good), input_source=str(clip), input_resize=(98, 66), output_alpha=str(alpha), progress=False)
+    assert read_video(alpha)[0].shape[:3] == (2, 66, 98)
