@@ -302,16 +302,20 @@ TARGETS: Dict[str, TargetSpec] = {
         TargetSpec(
             name="ncnn",
             title="ncnn",
-            summary="ncnn .param + .bin via pnnx (Android/iOS): dynamic frame size, downsample_ratio fixed at export.",
+            summary="ncnn .param + .bin via pnnx (Android/iOS): dynamic frame size, downsample_ratio fixed at export, fp32/fp16 weights.",
             exporter="rvm_export.export.ncnn:command",
             runner="rvm_export.runtimes.ncnn:NcnnRunner",
             inspector="rvm_export.runtimes.inspection:inspect_ncnn",
-            artifact_name=lambda variant, downsample_ratio=0.375: (
-                f"rvm_{variant}_fp32_s{downsample_ratio:g}.ncnn.param"
+            artifact_name=lambda variant, downsample_ratio=0.375, precision="fp32": (
+                f"rvm_{variant}_{precision}_s{downsample_ratio:g}.ncnn.param"
             ),
             # 720p (s0.375) and 1080p (s0.25) frames, as CoreML's release
             release=_mobilenet_only(
-                lambda: [(("--downsample-ratio", str(r)), {"downsample_ratio": r}) for r in (0.375, 0.25)]
+                lambda: [
+                    (("--downsample-ratio", str(r), "--precision", p), {"downsample_ratio": r, "precision": p})
+                    for r in (0.375, 0.25)
+                    for p in ("fp32", "fp16")
+                ]
             ),
             suffixes=(".param",),
             companions=(".bin",),

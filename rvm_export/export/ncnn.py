@@ -20,8 +20,10 @@ What is fixed and what is dynamic:
 Names: pnnx calls the blobs ``in0..`` and ``out0..``; they are renamed to the contract's (``src``, ``r1i..r4i``;
 ``fgr``, ``pha``, ``r1o..r4o``) in the ``.param``, which ncnn's extractor addresses by name.
 
-Precision: the ``.bin`` stores fp32 weights (pnnx's default ``fp16=1`` stores fp16 and moves alpha by up to 0.25,
-issue 19). What a phone computes in is ncnn's run-time choice: on ARMv8.2 its defaults are fp16 storage and
+Precision: the ``.bin`` stores fp32 weights by default. ``--precision fp16`` stores the network's convolution and
+inner-product weights in fp16 and keeps the refiner's (the box filter's 1/3 taps) fp32: :func:`fp16_weights`
+rewrites pnnx's fp32 ``.bin`` layer by layer, because pnnx's own ``fp16=1`` rounds every layer or none, and its
+rounded box filter moves alpha by up to 0.25 (issue 19). What a phone computes in is ncnn's run-time choice: on ARMv8.2 its defaults are fp16 storage and
 arithmetic. Every layer of the refiner (and of the final composition) therefore carries ncnn's per-layer feature
 mask ``31=7`` (fp16 and bf16 off), so the guided filter stays fp32 on the phone while the network runs in fp16:
 PyTorch's fp16 recipe (``model.half_precision``), which the metadata's ``options.phone_precision`` ("fp16")
@@ -33,9 +35,10 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 import click
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -157,8 +160,55 @@ def contract_param(text: str, metadata: ArtifactMetadata) -> str:
     return param.text()
 
 
-def export_ncnn(model: MattingNetwork, output: str | Path, metadata: ArtifactMetadata, ratio: float) -> Path:
-    """Trace ``model`` at ``ratio``, convert it with pnnx, and write ``output`` (.param) with its .bin, atomically."""
+# ncnn's weight blobs (src/modelbin.cpp, ModelBinFromDataReader::load): a layer's "flagged" arrays (convolution and
+# inner-product weights) start with a 4-byte tag, 0 for raw float32 or 0x01306B47 for float16 (padded to 4 bytes);
+# biases, MemoryData and the rest are raw float32 without a tag. Written here because no library rewrites part of
+# an ncnn .bin (pnnx converts all of it or none).
+FP16_TAG = (0x01306B47).to_bytes(4, "little")
+FLAGGED = {"Convolution": ("6", "5"), "ConvolutionDepthWise": ("6", "5"), "InnerProduct": ("2", "1")}
+
+
+def _sizes(params: dict) -> Callable[[str], int]:
+    return lambda key: int(params.get(key, "0"))
+
+
+def fp16_weights(param: ncnn_param.Param, data: bytes, keep: Set[str]) -> bytes:
+    """pnnx's fp32 ``.bin`` with every flagged weight array stored fp16 except those of the layers in ``keep``."""
+    out, at = bytearray(), 0
+
+    def take(count: int) -> bytes:
+        nonlocal at
+        if at + count > len(data):
+            raise ExportError("pnnx's .bin is shorter than its .param declares; cannot store it in fp16")
+        at += count
+        return data[at - count : at]
+
+    for layer in param.layers:
+        size = _sizes(layer.params)
+        if layer.type in FLAGGED:
+            weights, bias = FLAGGED[layer.type]
+            if take(4) != bytes(4):
+                raise ExportError(f"pnnx's .bin does not store {layer.name}'s weights as raw fp32")
+            raw = take(4 * size(weights))
+            if layer.name in keep:
+                out += bytes(4) + raw
+            else:
+                half = np.frombuffer(raw, np.float32).astype(np.float16).tobytes()
+                out += FP16_TAG + half + bytes(-len(half) % 4)
+            if size(bias):
+                out += take(4 * size("0"))
+        elif layer.type == "MemoryData":
+            out += take(4 * max(size("0"), 1) * max(size("1"), 1) * max(size("11"), 1) * max(size("2"), 1))
+    if at != len(data):
+        raise ExportError(f"pnnx's .bin holds {len(data) - at} bytes its .param does not account for")
+    return bytes(out)
+
+
+def export_ncnn(
+    model: MattingNetwork, output: str | Path, metadata: ArtifactMetadata, ratio: float, precision: str = "fp32"
+) -> Path:
+    """Trace ``model`` at ``ratio``, convert it with pnnx, and write ``output`` (.param) with its .bin, atomically;
+    ``precision`` fp16 stores the network's weights in fp16 (the refiner's stay fp32)."""
     output = Path(output)
     if output.suffix != SUFFIX:
         raise ExportError(f"the output {output} must end in {SUFFIX} (ncnn's weights go beside it as .bin)", "output")
@@ -173,6 +223,10 @@ def export_ncnn(model: MattingNetwork, output: str | Path, metadata: ArtifactMet
         traced.save(str(work / "rvm.pt"))
         param, weights = run_pnnx(work / "rvm.pt", first, second, work)
         text = contract_param(param.read_text(), metadata)
+        if precision == "fp16":
+            edited = ncnn_param.parse(text)
+            keep = {layer.name for layer in ncnn_param.refiner_layers(edited, ncnn_param.projection_split(edited))}
+            weights.write_bytes(fp16_weights(edited, weights.read_bytes(), keep))
         with atomic_output(output) as tmp:
             tmp.write_text(text)
             os.replace(weights, output.with_suffix(".bin"))  # the .param, moved last, marks the artifact finished
@@ -188,17 +242,24 @@ def export_ncnn(model: MattingNetwork, output: str | Path, metadata: ArtifactMet
     show_default=True,
     help="Fixed in the graph (ncnn takes no ratio input); frame sizes stay dynamic.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="What the .bin stores; fp16 halves it (the refiner's weights stay fp32). A phone computes fp16 either way.",
+)
 @output_option
-def command(source: ModelSource, downsample_ratio: float, output: Optional[str]) -> None:
-    """ncnn .param + .bin (via pnnx): dynamic frame size, fixed downsample_ratio, fp32 weights."""
+def command(source: ModelSource, downsample_ratio: float, precision: str, output: Optional[str]) -> None:
+    """ncnn .param + .bin (via pnnx): dynamic frame size, fixed downsample_ratio, fp32 or fp16 weights."""
     shapes = state_shapes(source.model, 1280, 720, downsample_ratio)
     export_with(
         source,
         "ncnn",
         output,
-        lambda out, meta: export_ncnn(source.model, out, meta, downsample_ratio),
-        "fp32",
-        {"downsample_ratio": downsample_ratio},
+        lambda out, meta: export_ncnn(source.model, out, meta, downsample_ratio, precision),
+        precision,
+        {"downsample_ratio": downsample_ratio, "precision": precision},
         {
             "downsample_ratio": downsample_ratio,
             "phone_precision": PHONE_PRECISION,
@@ -208,4 +269,4 @@ def command(source: ModelSource, downsample_ratio: float, output: Optional[str])
     )
 
 
-__all__ = ["command", "export_ncnn"]
+__all__ = ["command", "export_ncnn", "fp16_weights"]

@@ -127,3 +127,23 @@ def test_convert_video_refuses_frames_off_the_grid_and_mattes_them_resized(good:
     assert not alpha.exists() and not leftovers(tmp_path)
     convert_video(str(good), input_source=str(clip), input_resize=(98, 66), output_alpha=str(alpha), progress=False)
     assert read_video(alpha)[0].shape[:3] == (2, 66, 98)
+
+
+def test_fp16_weights_pass_the_phone_gate_and_rounding_the_refiner_too_fails(
+    good: Path, artifacts: ArtifactCache, tmp_path: Path
+) -> None:
+    """--precision fp16 halves the .bin and passes (measured pha 9.3e-3 at 320x192, 0.9x the floor); the same
+    rewrite with the refiner's box-filter taps rounded as well (what pnnx's fp16=1 does) fails."""
+    from rvm_export.export.ncnn import fp16_weights
+    from rvm_export.verify.api import verify_artifact
+
+    half = artifacts.export("ncnn", "rvm_mobilenetv3_fp16_s0.5.ncnn.param", "--downsample-ratio", "0.5",
+                            "--precision", "fp16")  # fmt: skip
+    assert half.with_suffix(".bin").stat().st_size < 0.55 * good.with_suffix(".bin").stat().st_size
+    report = verify_artifact(half, frames=2, sizes=[(128, 96)])
+    assert report.passed and report.metadata.precision == "fp16", report.table()
+    rounded = copy_artifact(half, tmp_path, "rounded.ncnn.param")
+    param = ncnn_param.parse(good.read_text())
+    rounded.with_suffix(".bin").write_bytes(fp16_weights(param, good.with_suffix(".bin").read_bytes(), set()))
+    report = verify_artifact(rounded, frames=2, sizes=[(128, 96)])
+    assert not report.passed and "pha" in {f.output for f in report.failures}, report.table()
