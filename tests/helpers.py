@@ -109,7 +109,8 @@ class ArtifactCache:
         folder.mkdir(parents=True, exist_ok=True)
         self._done: Dict[tuple, Path] = {}
 
-    def _once(self, key: tuple, name: str, make: Callable[[Path], object]) -> Path:
+    def once(self, key: tuple, name: str, make: Callable[[Path], object]) -> Path:
+        """The artifact ``make(path)`` writes at ``path`` (named ``name``), made once per run for ``key``."""
         if key in self._done:
             return self._done[key]
         from filelock import FileLock
@@ -128,7 +129,7 @@ class ArtifactCache:
     def export(self, target: str, name: str, *args: str, checkpoint: Optional[Path] = WEIGHTS) -> Path:
         """``rvm-export TARGET [--checkpoint CKPT] ARGS --output NAME``, once per distinct call."""
         ckpt = ["--checkpoint", checkpoint] if checkpoint else []
-        return self._once(
+        return self.once(
             ("cli", target, name, *args, str(checkpoint)),
             name,
             lambda path: export_artifact(target, *ckpt, *args, "--output", path),
@@ -160,7 +161,7 @@ class ArtifactCache:
             metadata = source.metadata("onnx", precision, **options)
             export_onnx(at_precision(source.model, precision), path, metadata, opset, static, ratio)
 
-        return self._once(("onnx", precision, opset, static, ratio, resnet50), name, make)
+        return self.once(("onnx", precision, opset, static, ratio, resnet50), name, make)
 
     def coreml(self, fmt: str, precision: str) -> Path:
         """The real weights as a CoreML model at :data:`COREML_CASE` (conversion is the slow part)."""

@@ -1,5 +1,5 @@
 """rvm-verify on TF.js graph models in headless Chromium: WebGL (float32 and float16 textures) and
-WebAssembly, with the real weights. One Chromium serves the whole module (BrowserSession)."""
+WebAssembly, with the real weights. One Chromium serves each test process (BrowserSession)."""
 
 import shutil
 
@@ -27,21 +27,25 @@ CASE = dict(frames=2, sizes=[(96, 64)], ratios=[0.5])
 pytestmark = requires_browser()
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, artifacts: ArtifactCache):
-    tmp = tmp_path_factory.mktemp("tfjs_browser")
-    paths = {
+@pytest.fixture(scope="session")
+def exported(artifacts: ArtifactCache):
+    """The session cache's TF.js models (session-scoped, so these tests spread over both pytest-xdist workers;
+    each worker's Chromium is its own BrowserSession)."""
+
+    def naive(path) -> None:
+        # The refiner as PyTorch writes it (variance as E[x²] - E[x]²): exact in float32, broken in float16.
+        source = load_source(WEIGHTS)
+        net = from_torch(source.model)
+        net.refiner.naive_moments = True
+        metadata = source.metadata("tfjs", "fp32", quantization="none")
+        metadata.layout = "NHWC"
+        export_tfjs(net, path, metadata, "none")
+
+    return {
         "fp32": artifacts.export("tfjs", "rvm_mobilenetv3_tfjs"),
         "uint16": artifacts.export("tfjs", "rvm_mobilenetv3_uint16_tfjs", "--quantize", "uint16"),
+        "naive": artifacts.once(("tfjs-naive-refiner",), "naive_tfjs", naive),
     }
-    # The refiner as PyTorch writes it (variance as E[x²] - E[x]²): exact in float32, broken in float16.
-    source = load_source(WEIGHTS)
-    net = from_torch(source.model)
-    net.refiner.naive_moments = True
-    metadata = source.metadata("tfjs", "fp32", quantization="none")
-    metadata.layout = "NHWC"
-    paths["naive"] = export_tfjs(net, tmp / "naive_tfjs", metadata, "none")
-    return paths
 
 
 @pytest.mark.parametrize("backend", ["webgl", "webgl-f16", "wasm"])
