@@ -45,6 +45,13 @@ class Layer:
         head = [self.type, self.name, str(len(self.bottoms)), str(len(self.tops)), *self.bottoms, *self.tops]
         return " ".join(head + [f"{k}={v}" for k, v in self.params.items()])
 
+    def integer(self, key: str) -> int:
+        """Parameter ``key`` as an integer, 0 when absent; ValueError (one line) when it is not an integer."""
+        value = self.params.get(key, "0")
+        if not re.fullmatch(r"-?[0-9]{1,10}", value):
+            raise ValueError(f"layer {self.name[:40]!r} parameter {key}={value[:20]!r} is not an integer")
+        return int(value)
+
     @property
     def featmask(self) -> int:
         return int(self.params.get(FEATMASK_KEY, "0"))

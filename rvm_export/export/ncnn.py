@@ -35,7 +35,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Set, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
 import click
 import numpy as np
@@ -168,10 +168,6 @@ FP16_TAG = (0x01306B47).to_bytes(4, "little")
 FLAGGED = {"Convolution": ("6", "5"), "ConvolutionDepthWise": ("6", "5"), "InnerProduct": ("2", "1")}
 
 
-def _sizes(params: dict) -> Callable[[str], int]:
-    return lambda key: int(params.get(key, "0"))
-
-
 def fp16_weights(param: ncnn_param.Param, data: bytes, keep: Set[str]) -> bytes:
     """pnnx's fp32 ``.bin`` with every flagged weight array stored fp16 except those of the layers in ``keep``."""
     out, at = bytearray(), 0
@@ -184,7 +180,7 @@ def fp16_weights(param: ncnn_param.Param, data: bytes, keep: Set[str]) -> bytes:
         return data[at - count : at]
 
     for layer in param.layers:
-        size = _sizes(layer.params)
+        size = layer.integer
         if layer.type in FLAGGED:
             weights, bias = FLAGGED[layer.type]
             if take(4) != bytes(4):

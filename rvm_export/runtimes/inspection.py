@@ -1093,13 +1093,6 @@ NCNN_WEIGHT_COUNT = {"Convolution": "6", "ConvolutionDepthWise": "6", "Deconvolu
                      "DeconvolutionDepthWise": "6", "InnerProduct": "2", "Gemm": None}  # fmt: skip
 
 
-def _int_param(layer: Any, key: str) -> int:
-    value = layer.params.get(key, "0")
-    if not re.fullmatch(r"-?[0-9]{1,10}", value):
-        raise ValueError(f"layer {layer.name[:40]!r} parameter {key}={value[:20]!r} is not an integer")
-    return int(value)
-
-
 def inspect_ncnn(path: Path) -> None:
     from rvm_export.contract import ncnn_param
 
@@ -1140,9 +1133,9 @@ def inspect_ncnn(path: Path) -> None:
         try:
             key = NCNN_WEIGHT_COUNT.get(layer.type, "")
             if key:
-                weight_bytes += 2 * max(_int_param(layer, key), 0)
+                weight_bytes += 2 * max(layer.integer(key), 0)
             if layer.type == "MemoryData":
-                dims = [max(_int_param(layer, k), 1) for k in ("0", "1", "11", "2")]
+                dims = [max(layer.integer(k), 1) for k in ("0", "1", "11", "2")]
                 weight_bytes += 4 * dims[0] * dims[1] * dims[2] * dims[3]
         except ValueError as exc:
             raise _refuse(path, str(exc))
