@@ -7,9 +7,13 @@ TorchScript ``_extra_files``, ONNX ``metadata_props``, a SavedModel asset, TF.js
 
 import importlib.metadata
 import json
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
+
+from .errors import ExportError
 
 METADATA_KEY = "rvm_metadata.json"
 SCHEMA_VERSION = 1
@@ -19,6 +23,21 @@ VARIANTS = ("mobilenetv3", "resnet50")
 REFINERS = ("deep_guided_filter", "fast_guided_filter")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "uint8", "uint16")
 LAYOUTS = ("NCHW", "NHWC")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def created_time() -> Optional[str]:
+    """The time an artifact records: ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) in UTC ISO 8601,
+    or None without it, so two exports of the same inputs are the same bytes. A value that is not a whole
+    number of seconds raises ExportError (the command lines make it one line, exit 2)."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise ExportError(
+            f"SOURCE_DATE_EPOCH is {raw[:40]!r}, not a whole number of seconds since 1970; unset or fix it"
+        )
+    return datetime.fromtimestamp(int(raw), timezone.utc).isoformat(timespec="seconds")
 
 
 def tool_versions(*packages: str) -> Dict[str, str]:
@@ -40,13 +59,13 @@ class ArtifactMetadata:
     variant: str  # mobilenetv3 | resnet50
     refiner: str  # deep_guided_filter | fast_guided_filter
     precision: str  # fp32 | fp16 | int8 | uint8
-    checkpoint: Optional[str]  # the file it was exported from; None for a seeded random initialisation
+    checkpoint: Optional[str]  # the file name (never a path) it was exported from; None for a seeded random one
     checkpoint_sha256: Optional[str]
     seed: Optional[int] = None  # set when the weights are a seeded random initialisation
     layout: str = "NCHW"  # NHWC for TensorFlow / TF.js
     options: Dict[str, Any] = field(default_factory=dict)  # target specifics: opset, static size, ratio...
     tools: Dict[str, str] = field(default_factory=dict)
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: Optional[str] = field(default_factory=created_time)  # SOURCE_DATE_EPOCH, else None (reproducible)
     schema: int = SCHEMA_VERSION
     # Set by the verifier only, for an artifact that carries no metadata: field -> where its value came from.
     inferred: Dict[str, str] = field(default_factory=dict)
@@ -86,7 +105,7 @@ class ArtifactMetadata:
             "seed": (int, type(None)),
             "options": (dict,),
             "tools": (dict,),
-            "created": (str,),
+            "created": (str, type(None)),
             "schema": (int,),
             "inferred": (dict,),
         }
@@ -94,6 +113,8 @@ class ArtifactMetadata:
             value = getattr(self, name)
             if not isinstance(value, allowed_types) or isinstance(value, bool):
                 raise ValueError(f"metadata field {name} is {_shown(value)}, of the wrong type")
+        if self.checkpoint_sha256 is not None and not SHA256.fullmatch(self.checkpoint_sha256):
+            raise ValueError(f"metadata field checkpoint_sha256 is {_shown(self.checkpoint_sha256)}, not a sha256")
         if self.checkpoint_sha256 is None and self.seed is None:
             raise ValueError("metadata names neither a checkpoint_sha256 nor a seed for its weights")
 

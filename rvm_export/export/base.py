@@ -42,7 +42,7 @@ class ModelSource:
             variant=self.model.variant,
             refiner=self.model.refiner_name,
             precision=precision,
-            checkpoint=self.checkpoint,
+            checkpoint=Path(self.checkpoint).name if self.checkpoint is not None else None,  # no machine path
             checkpoint_sha256=self.checkpoint_sha256,
             seed=self.seed,
             layout=spec.layout if spec else "NCHW",

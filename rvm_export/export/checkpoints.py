@@ -1,36 +1,23 @@
-"""Where ``rvm-export`` and ``make export-all`` look for a checkpoint when none is given (one list, both use it)."""
+"""Where ``rvm-export`` and ``make export-all`` look for a checkpoint when none is given (one list, both use it).
+
+The list lives in :mod:`rvm_export.contract.checkpoints`, because the verifier looks in the same folders for the
+checkpoint an artifact names, and runtimes may not import export/."""
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-REPO = Path(__file__).resolve().parents[2]
-# variant -> places looked in, in order (after ./checkpoints/ in the working folder): the official file
-# names under the repository's checkpoints/, then the real weights kept beside the repository for tests.
-DEFAULT_CHECKPOINTS: Dict[str, List[Path]] = {
-    "mobilenetv3": [
-        REPO / "checkpoints" / "rvm_mobilenetv3.pth",
-        REPO.parent / "shared" / "weights" / "rvm_mobilenetv3_fgf_tfjs.pth",
-    ],
-    "resnet50": [REPO / "checkpoints" / "rvm_resnet50.pth"],
-}
+from rvm_export.contract import checkpoints as _contract
+from rvm_export.contract.checkpoints import DEFAULT_CHECKPOINTS
 
 
 def checkpoint_candidates(variant: str) -> List[Path]:
     """Every path looked at for ``variant``, in order, without duplicates."""
-    official = DEFAULT_CHECKPOINTS.get(variant, [])
-    in_cwd = [Path.cwd() / "checkpoints" / f"rvm_{variant}.pth"]
-    seen, paths = set(), []
-    for path in in_cwd + official:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            paths.append(path)
-    return paths
+    return _contract.checkpoint_candidates(variant, DEFAULT_CHECKPOINTS)
 
 
 def find_checkpoint(variant: str) -> Optional[Path]:
     """The first existing candidate for ``variant``, or None."""
-    return next((path for path in checkpoint_candidates(variant) if path.is_file()), None)
+    return _contract.find_checkpoint(variant, DEFAULT_CHECKPOINTS)
 
 
 __all__ = ["DEFAULT_CHECKPOINTS", "checkpoint_candidates", "find_checkpoint"]

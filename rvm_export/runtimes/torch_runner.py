@@ -1,15 +1,26 @@
 """The PyTorch reference and the TorchScript runner."""
 
 import contextlib
+import io
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from model import MattingNetwork, load_checkpoint, seeded_random_model, sha256_file
+from model import CheckpointError, MattingNetwork, build_model, seeded_random_model
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
+from rvm_export.contract.checkpoints import (
+    MAX_CHECKPOINT_BYTES,
+    CheckpointFile,
+    CheckpointFileError,
+    find_by_sha256,
+    read_checkpoint,
+    recorded_name,
+    search_folders,
+)
 from rvm_export.contract.errors import USER_ERRORS, first_line
+from rvm_export.contract.metadata import SHA256
 
 from .base import (
     LARGE_TENSOR,
@@ -87,10 +98,42 @@ class TorchReference:
             return _run_module(self.model, src, state, downsample_ratio, self.dtype)
 
 
-def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path] = None) -> MattingNetwork:
-    """The fp32 PyTorch model the artifact was exported from, found via its metadata (the checkpoint path and
-    sha256 it records, or ``checkpoint``): what verification compares against, and what CoreML on Linux
-    reads its saved weights into."""
+def checkpoint_state(found: CheckpointFile) -> Dict[str, torch.Tensor]:
+    """The state_dict in ``found``'s bytes, unpickled only as tensors (``weights_only=True``)."""
+    try:
+        state = torch.load(io.BytesIO(found.data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types on foreign bytes
+        raise CheckpointError(f"{found.path.name} is not a readable PyTorch checkpoint: {first_line(exc)}")
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{found.path.name} holds a {type(state).__name__}, not a state_dict of tensors")
+    return state
+
+
+def read_user_checkpoint(checkpoint: str | Path) -> CheckpointFile:
+    """The checkpoint a user passed (``--checkpoint``): anywhere they choose, but a regular file of bounded size."""
+    try:
+        return read_checkpoint(checkpoint)
+    except CheckpointFileError as exc:
+        raise RunnerError(
+            f"the checkpoint {str(checkpoint)[:200]!r} {exc}; pass an RVM .pth file of at most "
+            f"{MAX_CHECKPOINT_BYTES >> 30} GiB",
+            "checkpoint",
+        )
+
+
+def reference_model(
+    metadata: ArtifactMetadata, checkpoint: Optional[str | Path] = None, artifact: Optional[str | Path] = None
+) -> MattingNetwork:
+    """The fp32 PyTorch model the artifact was exported from: what verification compares against, and what CoreML
+    on Linux reads its saved weights into.
+
+    The checkpoint is ``checkpoint`` when the user names one (anywhere), else the file whose sha256 the metadata
+    records, looked for only in :func:`~rvm_export.contract.checkpoints.search_folders` (``./checkpoints``, the
+    repository's, the shared weights, and ``artifact``'s folder), never at a path the metadata gives. Either is
+    a regular file of bounded size, unpickled with ``weights_only=True``. When none matches, the one message
+    names the file name and sha256 wanted and says nothing of which paths exist."""
     if metadata.checkpoint_sha256 is None:
         if checkpoint is not None:
             raise RunnerError("the artifact holds a seeded random initialisation; pass no checkpoint", "checkpoint")
@@ -101,27 +144,30 @@ def reference_model(metadata: ArtifactMetadata, checkpoint: Optional[str | Path]
             return seeded_random_model(metadata.variant, metadata.refiner, seed)
         except (ValueError, TypeError) as exc:  # an unknown variant or refiner
             raise RunnerError(f"the artifact's metadata does not name a model: {first_line(exc)}")
-    if not isinstance(metadata.checkpoint_sha256, str):  # a damaged metadata document
-        raise RunnerError(
-            f"the artifact's metadata records checkpoint_sha256 {str(metadata.checkpoint_sha256)[:40]!r}, not a hash"
-        )
-    recorded = metadata.checkpoint if isinstance(metadata.checkpoint, str) else ""
-    path = Path(checkpoint) if checkpoint is not None else Path(recorded)
-    if not path.is_file():
-        raise RunnerError(
-            f"the artifact was exported from {metadata.checkpoint} (sha256 {metadata.checkpoint_sha256[:12]}), "
-            "which is not found; pass the checkpoint file",
-            "checkpoint",
-        )
-    digest = sha256_file(path)
-    if digest != metadata.checkpoint_sha256:
-        raise RunnerError(
-            f"{path} (sha256 {digest[:12]}) is not the checkpoint the artifact was exported from "
-            f"(sha256 {metadata.checkpoint_sha256[:12]}); pass the right checkpoint",
-            "checkpoint",
-        )
+    wanted = metadata.checkpoint_sha256
+    if not isinstance(wanted, str) or not SHA256.fullmatch(wanted):  # a damaged metadata document
+        raise RunnerError(f"the artifact's metadata records checkpoint_sha256 {str(wanted)[:40]!r}, not a sha256")
+    if checkpoint is not None:
+        found = read_user_checkpoint(checkpoint)
+        if found.sha256 != wanted:
+            raise RunnerError(
+                f"{str(checkpoint)[:200]} (sha256 {found.sha256[:12]}) is not the checkpoint the artifact was "
+                f"exported from (sha256 {wanted[:12]}); pass the right checkpoint",
+                "checkpoint",
+            )
+    else:
+        located = find_by_sha256(wanted, metadata.checkpoint, artifact)
+        if located is None:
+            name = recorded_name(metadata.checkpoint) or "its checkpoint"
+            folders = ", ".join(str(f) for f in search_folders(artifact))
+            raise RunnerError(
+                f"the artifact was exported from {name!r} (sha256 {wanted}); no regular file of at most "
+                f"{MAX_CHECKPOINT_BYTES >> 30} GiB with that sha256 is in {folders}: put it there or pass the file",
+                "checkpoint",
+            )
+        found = located
     try:
-        return load_checkpoint(path, metadata.variant, metadata.refiner)
+        return build_model(checkpoint_state(found), metadata.variant, metadata.refiner)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, USER_ERRORS):  # CheckpointError: the checkpoint's own problem, already one line
             raise

@@ -9,12 +9,12 @@ Either way the artifact's tensors are checked against the precision its metadata
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from model import MattingNetwork, infer_architecture, read_state_dict, sha256_file
+from model import MattingNetwork, infer_architecture
 from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
 from ..runtimes import Runner, RunnerError, open_runner
 from ..runtimes.base import on_grid
-from ..runtimes.torch_runner import reference_model
+from ..runtimes.torch_runner import checkpoint_state, read_user_checkpoint, reference_model
 from .compare import Failure
 from .harness import DEFAULT_FRAMES, default_cases, verify_runner
 from .report import Report
@@ -31,7 +31,8 @@ def infer_metadata(runner: Runner, checkpoint: Optional[str | Path], ratios: Seq
             "exported from to verify it",
             "checkpoint",
         )
-    variant, refiner = infer_architecture(read_state_dict(checkpoint))
+    found = read_user_checkpoint(checkpoint)  # a regular file of bounded size, unpickled weights_only
+    variant, refiner = infer_architecture(checkpoint_state(found))
     facts = runner.facts()
     if facts.precision is None:
         raise RunnerError(f"cannot tell the precision of {runner.path} ({facts.evidence}); it cannot be verified")
@@ -52,8 +53,8 @@ def infer_metadata(runner: Runner, checkpoint: Optional[str | Path], ratios: Seq
         variant=variant,
         refiner=refiner,
         precision=facts.precision,
-        checkpoint=str(checkpoint),
-        checkpoint_sha256=sha256_file(checkpoint),
+        checkpoint=found.path.name,
+        checkpoint_sha256=found.sha256,
         options=options,
         inferred=inferred,
     )
@@ -88,7 +89,7 @@ def open_artifact(
         if runner.metadata is None:
             runner.adopt_metadata(infer_metadata(runner, checkpoint, ratios))
         assert runner.metadata is not None
-        reference = reference_model(runner.metadata, checkpoint)
+        reference = reference_model(runner.metadata, checkpoint, artifact=path)
         runner.bind_reference(reference)
     except BaseException:
         runner.close()
