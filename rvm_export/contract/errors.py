@@ -40,7 +40,7 @@ class MissingExtraError(RVMError, ImportError):
 
 def __getattr__(name: str) -> Any:
     """``USER_ERRORS``, made on first use: importing ``model`` imports PyTorch, which a runtime's child process
-    (rvm_export.runtimes.isolated) does not need, and which this module otherwise never touches."""
+    (rvm_export.runtimes.child) does not need, and which this module otherwise never touches."""
     if name == "USER_ERRORS":
         from model import CheckpointError
 

@@ -2,8 +2,10 @@
 ``rvm_export/targets.py`` decides) and imports its runner lazily, so verifying an ONNX file never
 imports TensorFlow. Verification, rvm-bench and convert_video all open artifacts here, and every artifact is
 inspected as data first (``inspection.py``): what would run code or reach outside its folder is refused before
-anything of it is loaded."""
+anything of it is loaded. Then the runtime opens it in a confined child process (``child.py``, ``sandbox.py``): the
+second line, for what the inspection cannot see."""
 
+import os
 from pathlib import Path
 from typing import Optional, Type
 
@@ -11,7 +13,11 @@ from rvm_export import extras
 from rvm_export.targets import TARGETS, UnknownArtifactError, load_entry, target_of
 
 from .base import Outputs, Runner, RunnerError
+from .child import ChildRunner, base_policy, confinement_note
 from .inspection import inspect_artifact
+from .sandbox import available
+
+REQUIRE_SANDBOX_ENV = "RVM_REQUIRE_SANDBOX"  # "1": as --require-sandbox (CI's own runs set it)
 
 
 def artifact_kind(path: str | Path) -> str:
@@ -37,10 +43,22 @@ def runner_class(kind: str, entry: Optional[str] = None) -> Type[Runner]:
         raise RunnerError(text)
 
 
-def open_runner(path: str | Path, device: Optional[str] = None, backend: Optional[str] = None) -> Runner:
+def sandbox_required(require: bool = False) -> bool:
+    return require or os.environ.get(REQUIRE_SANDBOX_ENV, "") not in ("", "0")
+
+
+def open_runner(
+    path: str | Path,
+    device: Optional[str] = None,
+    backend: Optional[str] = None,
+    require_sandbox: bool = False,
+    threads: Optional[int] = None,
+) -> Runner:
     """The runner for the artifact at ``path``, on ``device`` ("cpu", "cuda"; None: the runner's default).
     ``backend`` picks one of the target's runtime backends (a TF.js artifact: Node.js, the default, or
-    one of TF.js's browser backends in headless Chromium)."""
+    one of TF.js's browser backends in headless Chromium). The runtime runs in a confined child process;
+    ``require_sandbox`` (or RVM_REQUIRE_SANDBOX=1) refuses to run it where it cannot be confined.
+    ``threads``: the runtime's thread count, fixed before it opens (rvm-bench)."""
     kind = artifact_kind(path)
     spec = TARGETS[kind]
     entry = spec.runner
@@ -55,10 +73,26 @@ def open_runner(path: str | Path, device: Optional[str] = None, backend: Optiona
         if backend != spec.backends[0]:
             entry = spec.backend_runner or entry
     runner = runner_class(kind, entry)  # the runtime's extra is checked first: inspection reads with its parsers
+    require = sandbox_required(require_sandbox)
+    confinable, why = available()
+    if require and not confinable:
+        raise RunnerError(
+            f"{path} cannot be run confined here: {why}; run it on Linux with Landlock", "require_sandbox"
+        )
     inspect_artifact(Path(path), kind)  # nothing of a stranger's file runs before its checks pass
-    if entry == spec.runner:
-        return runner.on_device(Path(path), device)
-    return runner.on_device(Path(path), device, backend)
+    policy = base_policy(Path(path).resolve(), "<scratch>")
+    runner.sandbox_needs(policy, Path(path), device, backend)
+    chosen = backend if entry != spec.runner else None
+    return ChildRunner(kind, entry, Path(path), device, chosen, policy, require, threads)
 
 
-__all__ = ["Outputs", "Runner", "RunnerError", "artifact_kind", "open_runner", "runner_class"]
+__all__ = [
+    "Outputs",
+    "Runner",
+    "RunnerError",
+    "artifact_kind",
+    "confinement_note",
+    "open_runner",
+    "runner_class",
+    "sandbox_required",
+]

@@ -106,6 +106,15 @@ class Runner(ABC):
         """Take the metadata inferred for an artifact that carries none."""
         self.metadata = metadata
 
+    @classmethod
+    def sandbox_needs(cls, policy: Any, path: Path, device: Optional[str], backend: Optional[str]) -> None:
+        """Add to ``policy`` (a :class:`~rvm_export.runtimes.sandbox.Policy`) what this runtime needs in its
+        confined child beyond reading its installs and the artifact's folder: an executable, device files."""
+        if device == "cuda":
+            import glob
+
+            policy.devices += glob.glob("/dev/nvidia*") + glob.glob("/dev/dri/*")
+
     def initial_state(self, batch: int) -> Any:
         """The state passed with the first frame (the backend's own convention)."""
         return None

@@ -12,8 +12,8 @@ fp32 here, and what Low does on an ARMv8.2 phone (fp16, the guided filter includ
 (docs/mnn.md). Winograd tiles are kept small (``WINOGRAD_MEMORY_LEVEL`` 0, below): MNN's default fails the fp32
 gate. Only ``import MNN`` is used, never ``MNN.tools`` (see rvm_export/export/mnn.py).
 
-The module is loaded and run in a child process (:mod:`rvm_export.runtimes.isolated`; :func:`serve` is its side):
-MNN trusts each op's parameter table, so a forged one that passed the inspection ends in one line, not a signal.
+Like every runner it runs in the confined child process (:mod:`rvm_export.runtimes.child`): MNN trusts each op's
+parameter table, so a forged one that passed the inspection ends in one line, not a signal.
 """
 
 import contextlib
@@ -27,7 +27,6 @@ import numpy as np
 from rvm_export.contract import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, ArtifactMetadata
 
 from .base import ArtifactFacts, Outputs, Runner, RunnerError, load_error
-from .isolated import IsolatedModel, serve_loop
 from .mnn_format import MnnError, read_mnn
 
 PRECISION_ENV = "RVM_MNN_PRECISION"
@@ -117,7 +116,7 @@ def load_module(path: Path, threads: int, precision: str) -> Any:
 
 
 def run_forward(module: Any, arrays: tuple) -> List[np.ndarray]:
-    """One frame: ``src``, the four states and the ratio in, the six outputs out (in the child process)."""
+    """One frame: ``src``, the four states and the ratio in, the six outputs out ."""
     inputs = [F.const(a, list(a.shape), F.NCHW, F.float) for a in arrays]
     with mnn_output() as log:
         try:
@@ -137,11 +136,6 @@ def run_forward(module: Any, arrays: tuple) -> List[np.ndarray]:
     return out
 
 
-def serve(conn: Any, path: str, threads: int, precision: str) -> None:
-    """The child process's loop (rvm_export.runtimes.isolated): load, then one frame per request."""
-    serve_loop(conn, lambda: (load_module(Path(path), threads, precision), ""), run_forward)
-
-
 class MnnRunner(Runner):
     kind = "mnn"
 
@@ -152,10 +146,10 @@ class MnnRunner(Runner):
         self.precision = os.environ.get(PRECISION_ENV, "High")
         self.module = self._load()
 
-    def _load(self) -> IsolatedModel:
+    def _load(self) -> Any:
         if self.precision not in MODES:
             raise RunnerError(f"{PRECISION_ENV}={self.precision!r} is not one of {', '.join(MODES)}")
-        return IsolatedModel("MNN", self.path, f"{__name__}:serve", str(self.path), self.threads, self.precision)
+        return load_module(self.path, self.threads, self.precision)
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
@@ -169,11 +163,7 @@ class MnnRunner(Runner):
 
     def set_threads(self, threads: int) -> None:
         self.threads = threads
-        self.module.close()
         self.module = self._load()
-
-    def close(self) -> None:
-        self.module.close()
 
     def initial_state(self, batch: int) -> List[np.ndarray]:
         return [np.zeros((1, 1, 1, 1), np.float32)] * 4  # the ONNX graph broadcasts them, as the model does
@@ -181,7 +171,7 @@ class MnnRunner(Runner):
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         arrays = [np.ascontiguousarray(src, np.float32), *(np.ascontiguousarray(s, np.float32) for s in state)]
         arrays.append(np.asarray([downsample_ratio], np.float32))
-        out = dict(zip(OUTPUT_NAMES, self.module.run(arrays), strict=True))
+        out = dict(zip(OUTPUT_NAMES, run_forward(self.module, tuple(arrays)), strict=True))
         return out, [out[name] for name in ("r1o", "r2o", "r3o", "r4o")]
 
 

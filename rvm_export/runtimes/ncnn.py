@@ -11,8 +11,8 @@ and the refiner's layers stay fp32 by their feature mask, so the verifier judges
 ``options.phone_precision`` (fp16: PyTorch's fp16 recipe with the refiner fp32). ``RVM_NCNN_JUDGE=fp32`` turns
 the fp16 options off and judges at fp32 instead (the conversion's own exactness).
 
-ncnn itself runs in a child process (:mod:`rvm_export.runtimes.isolated`; :func:`serve` is its side): ncnn trusts
-each layer's parameters, so a forged one that passed the inspection ends in one line instead of a signal. Frame
+Like every runner it runs in the confined child process (:mod:`rvm_export.runtimes.child`): ncnn trusts each
+layer's parameters, so a forged one that passed the inspection ends in one line instead of a signal. Frame
 sizes off the ratio's grid are refused by convert_video (:meth:`NcnnRunner.size_problem`) and shown failing by the
 verifier.
 """
@@ -30,7 +30,6 @@ import numpy as np
 from rvm_export.contract import METADATA_KEY, OUTPUT_NAMES, STATE_INPUTS, ArtifactMetadata, ncnn_param
 
 from .base import Outputs, Runner, RunnerError, load_error, on_grid
-from .isolated import IsolatedModel, serve_loop
 
 JUDGE_ENV = "RVM_NCNN_JUDGE"
 
@@ -93,7 +92,7 @@ def state_sizes(height: int, width: int, ratio: float) -> List[Tuple[int, int]]:
 
 
 def load_net(path: Path, threads: int, fp16: bool) -> "ncnn.Net":
-    """The ncnn Net of ``path`` and its ``.bin`` (in the child process: ncnn trusts the layers' parameters)."""
+    """The ncnn Net of ``path`` and its ``.bin``."""
     weights = path.with_suffix(".bin")
     net = ncnn.Net()
     net.opt.num_threads = threads
@@ -117,7 +116,7 @@ def load_net(path: Path, threads: int, fp16: bool) -> "ncnn.Net":
 
 
 def run_frame(net: "ncnn.Net", arrays: tuple) -> List[np.ndarray]:
-    """One frame: ``src`` [3,H,W] and the four states in, the six outputs out (in the child process)."""
+    """One frame: ``src`` [3,H,W] and the four states in, the six outputs out."""
     extractor = net.create_extractor()
     mats = [ncnn.Mat(np.ascontiguousarray(a, np.float32)) for a in arrays]  # referenced until copied out
     for name, mat in zip(("src", *STATE_INPUTS), mats, strict=True):
@@ -133,11 +132,6 @@ def run_frame(net: "ncnn.Net", arrays: tuple) -> List[np.ndarray]:
     return out
 
 
-def serve(conn: Any, path: str, threads: int, fp16: bool) -> None:
-    """The child process's loop (rvm_export.runtimes.isolated): load, then one frame per request."""
-    serve_loop(conn, lambda: (load_net(Path(path), threads, fp16), ""), run_frame)
-
-
 class NcnnRunner(Runner):
     kind = "ncnn"
 
@@ -148,12 +142,12 @@ class NcnnRunner(Runner):
         self.threads = threads or os.cpu_count() or 1
         self.net = self._load()
 
-    def _load(self) -> IsolatedModel:
+    def _load(self) -> "ncnn.Net":
         weights = self.path.with_suffix(".bin")
         if not weights.is_file():
             raise RunnerError(f"{weights} is missing; an ncnn model needs its .bin beside the .param")
         self.fp16 = self.metadata is None or self.judged_precision() == "fp16"  # ncnn's defaults, as on a phone
-        return IsolatedModel("ncnn", self.path, f"{__name__}:serve", str(self.path), self.threads, self.fp16)
+        return load_net(self.path, self.threads, self.fp16)
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
@@ -212,11 +206,7 @@ class NcnnRunner(Runner):
 
     def set_threads(self, threads: int) -> None:
         self.threads = threads
-        self.net.close()
         self.net = self._load()
-
-    def close(self) -> None:
-        self.net.close()
 
     def initial_state(self, batch: int) -> List[Optional[List[np.ndarray]]]:
         return [None] * batch
@@ -229,7 +219,7 @@ class NcnnRunner(Runner):
         return [np.zeros((int(c), h, w), np.float32) for c, (h, w) in zip(channels, sizes, strict=True)]
 
     def _frame(self, src: np.ndarray, states: List[np.ndarray]) -> List[np.ndarray]:
-        return self.net.run([src, *states])
+        return run_frame(self.net, (src, *states))
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         if abs(downsample_ratio - self.ratio) > 1e-9:

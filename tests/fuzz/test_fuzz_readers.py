@@ -52,7 +52,9 @@ PER_FORMAT: Dict[str, Union[int, Tuple[int, ...]]] = {
 
 # Findings whose fix belongs outside the runner modules, reported to their owners and matched here by a precise
 # signature: printed as known, not failed. Any other finding fails the test.
-KNOWN: Dict[str, Callable] = {}  # empty: MNN's crash on a forged op parameter (mnn:3) is now one line (isolated.py)
+KNOWN: Dict[
+    str, Callable
+] = {}  # empty: MNN's crash on a forged op parameter (mnn:3) is now one line (the runtime runs in a child: runtimes/child.py)
 
 GOOD: Dict[str, Callable[[ArtifactCache], Path]] = {
     "torchscript": lambda a: a.export("torchscript", "rvm_mobilenetv3_fp32.torchscript"),
