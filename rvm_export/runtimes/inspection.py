@@ -84,27 +84,13 @@ MAX_METADATA_BYTES = 256 << 20  # JSON, XML, pickles and code read whole to be i
 MAX_ZIP_ENTRIES = 100_000
 
 # --- Allowlists ------------------------------------------------------------------------------------------------
-# Each was collected by running this module's own walkers (_saved_model_ops, _pickle_globals,
-# _torchscript_code_names, _pt2_program_facts) over 39 artifacts
-# exported with `rvm-export <target> --seed 0`: mobilenetv3 + deep_guided_filter (the default), mobilenetv3 +
-# fast_guided_filter, resnet50 with both refiners, and each target's precision and format options (fp16, frozen
-# TorchScript, ONNX opset 17 and --static, TF.js uint8/uint16, OpenVINO fp16, CoreML fp32/fp16/int8 in both
-# formats, .pt2 fp16): 6 TorchScript, 7 ONNX, 4 SavedModel, 6 TF.js, 4 OpenVINO, 3 LiteRT, 4 .pt2, 5 CoreML.
-# The union is kept here as literals: an exporter change that adds an op fails tests/runtimes/test_inspection.py
-# until the op is added here on purpose.
-
-# SavedModel: op types of the meta graph's nodes and of every model function (the serving signature, its
-# wrapper and the `serve` endpoint), over the exports above.
-TF_MODEL_OPS = frozenset(
-    {
-        "AddV2", "AssignVariableOp", "AvgPool", "BatchToSpaceND", "BiasAdd", "BroadcastTo", "Cast", "ConcatV2",
-        "Const", "Conv2D", "DepthwiseConv2dNative", "Fill", "Floor", "FloorMod", "GatherV2", "Identity", "MaxPool",
-        "Maximum", "Mean", "Minimum", "Mul", "NoOp", "NotEqual", "Pack", "Pad", "Placeholder", "Range",
-        "ReadVariableOp", "RealDiv", "Relu", "Relu6", "Reshape", "ResizeBilinear", "Rsqrt", "SelectV2", "Shape",
-        "Sigmoid", "SpaceToBatchND", "Split", "StatefulPartitionedCall", "StridedSlice", "Sub", "Sum", "Tanh",
-        "Transpose", "VarHandleOp", "VarIsInitializedOp"
-    }
-)  # fmt: skip
+# The operator allowlists of TorchScript, .pt2 and SavedModel graphs are "what cannot act on the machine": every
+# operator of the pinned torch's / TensorFlow's registry less the refused families, generated into
+# inspection_oplists.py from the registries and the refused lists of inspection_ops.py (how and why there).
+# The other sets below are what our own exporters write, collected by running this module's walkers over 39
+# artifacts exported with `rvm-export <target> --seed 0` (both variants, both refiners, each precision and
+# format option), and what torch's and TensorFlow's own savers write; they are kept as literals, so that an
+# exporter change that adds one fails tests/runtimes/test_inspection.py until it is added here on purpose.
 
 # SavedModel checkpoint functions: `__inference__traced_save_*` and `__inference__traced_restore_*`, the
 # functions the saver_def's save and restore nodes call. Only TF1-style loaders (tf.compat.v1.saved_model.load,
@@ -121,26 +107,6 @@ TF_RESTORE_OPS = frozenset({"AssignVariableOp", "Const", "Identity", "NoOp", "Re
 
 # SavedModel object graph: user_object identifiers our export writes (tf.Module trackables, no Keras object).
 TF_OBJECT_IDENTIFIERS = frozenset({"_generic_user_object", "signature_map", "trackable_list_wrapper"})
-
-# Ops refused by name, with the reason, wherever they appear (also in the saver functions, except the checkpoint
-# ops listed in TF_SAVE_OPS / TF_RESTORE_OPS). Not an allowlist: anything outside TF_MODEL_OPS is refused anyway;
-# these get a message that says what they do. Patterns catch the op families (Write*Summary, *Dataset*, ...).
-TF_SIDE_EFFECT_OPS = frozenset(
-    {
-        "ReadFile", "WriteFile", "MatchingFiles", "PrintV2", "Print", "PyFunc", "EagerPyFunc",
-        "PyFuncStateless", "Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice",
-        "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec", "ImmutableConst", "LoadAndRemapMatrix",
-        "GenerateVocabRemapping", "InitializeTableFromTextFile", "InitializeTableFromTextFileV2", "Skipgram",
-        "CreateSummaryFileWriter", "CreateSummaryDbWriter", "ImportEvent", "FlushSummaryWriter",
-        "CloseSummaryWriter", "SummaryWriter", "DecodeProtoV2", "EncodeProto", "DebugIdentity", "DebugIdentityV2",
-        "DebugIdentityV3", "DebugNanCount", "DebugNumericSummary", "DebugNumericSummaryV2", "Copy", "CopyHost",
-        "Send", "Recv", "_Send", "_Recv", "_HostSend", "_HostRecv", "Rpc", "TryRpc", "RpcCall", "RpcServer",
-        "RpcClient", "RpcServerStart", "RpcServerRegister", "DeleteSessionTensor", "GetSessionHandle",
-        "GetSessionHandleV2", "GetSessionTensor", "XlaLaunch", "_XlaCompile", "_XlaRun", "TPUCompile",
-        "TPUExecute", "TPUPartitionedCall",
-    }
-)  # fmt: skip
-TF_SIDE_EFFECT_PATTERN = re.compile(r"Dataset|Reader|Summary|PyFunc|Rpc|Checkpoint|Iterator|^Write|^Print|^Debug")
 
 # ONNX: the domains ONNX Runtime implements itself (no custom op library), and the ops of those domains that
 # make it load or run something from outside the graph: EPContext (a precompiled execution-provider binary,
@@ -160,51 +126,22 @@ TORCHSCRIPT_GLOBALS = frozenset(
         "torch.LongStorage", "torch._utils._rebuild_tensor_v2", "torch.jit._pickle.build_intlist"
     }
 )  # fmt: skip
-# TorchScript code: every `torch.*` / `ops.*` name the serialized code uses, and the free functions it calls.
-TORCHSCRIPT_NAMES = frozenset(
+# TorchScript code: the free functions it may call. The `torch.*` / `ops.*` names it uses are checked against
+# inspection_oplists.TORCH_OPS. These are the names TorchScript's source importer binds (annotate, fork,
+# awaitable, unchecked_cast, uninitialized: torch/csrc/jit/serialization/import_source.cpp) and the builtins of
+# its compiler (torch/csrc/jit/frontend/ir_emitter.cpp's globals), less `print` (prim::Print).
+TORCHSCRIPT_BUILTINS = frozenset(
     {
-        "torch.flip",  # pure compute; the verifier's own tests build a BGR artifact with it
-        "ops.prim.RaiseException", "ops.prim.device", "ops.prim.dtype", "torch.__contains__", "torch.__is__",
-        "torch.__isnot__", "torch.__not__", "torch._upsample_bicubic2d_aa", "torch._upsample_bilinear2d_aa",
-        "torch._upsample_lanczos2d_aa", "torch._upsample_nearest_exact1d", "torch._upsample_nearest_exact2d",
-        "torch._upsample_nearest_exact3d", "torch.adaptive_avg_pool1d", "torch.adaptive_avg_pool2d",
-        "torch.adaptive_avg_pool3d", "torch.add", "torch.add_", "torch.append", "torch.avg_pool2d",
-        "torch.batch_norm", "torch.cat", "torch.clamp", "torch.conv2d", "torch.dim", "torch.div", "torch.eq",
-        "torch.expand", "torch.flatten", "torch.floor", "torch.floordiv", "torch.format", "torch.full", "torch.gt",
-        "torch.hardsigmoid", "torch.hardsigmoid_", "torch.hardswish", "torch.hardswish_", "torch.le", "torch.len",
-        "torch.list", "torch.lt", "torch.max_pool2d", "torch.mean", "torch.mul", "torch.ne", "torch.neg",
-        "torch.promote_types", "torch.relu", "torch.relu_", "torch.reshape", "torch.sigmoid", "torch.size",
-        "torch.slice", "torch.split", "torch.stack", "torch.sub", "torch.tanh", "torch.to", "torch.unbind",
-        "torch.upsample_bicubic2d", "torch.upsample_bilinear2d", "torch.upsample_linear1d",
-        "torch.upsample_nearest1d", "torch.upsample_nearest2d", "torch.upsample_nearest3d",
-        "torch.upsample_trilinear3d", "torch.zeros"
+        "annotate", "awaitable", "fork", "unchecked_cast", "uninitialized", "abs", "all", "any", "bin", "bool",
+        "chr", "complex", "dict", "divmod", "enumerate", "float", "getattr", "hasattr", "hash", "hex", "id", "int",
+        "isinstance", "len", "list", "max", "min", "oct", "ord", "pow", "range", "rangelist", "round", "sorted",
+        "str", "sum", "tuple", "zip", "AssertionError", "_to_tensor",
     }
 )  # fmt: skip
-TORCHSCRIPT_BUILTINS = frozenset({"annotate", "float", "getattr", "range", "unchecked_cast", "uninitialized"})
 
-# torch.export: the node targets of the program (and of its subgraphs), the globals of the example inputs'
-# pickle (torch.save of tensors), and the names in its sympy expressions.
-PT2_TARGETS = frozenset(
-    {
-        "_operator.add", "_operator.floordiv", "_operator.ge", "_operator.le", "_operator.mul", "_operator.sub",
-        "torch.ops.aten._assert_scalar.default", "torch.ops.aten._assert_tensor_metadata.default",
-        "torch.ops.aten.adaptive_avg_pool2d.default", "torch.ops.aten.add.Tensor", "torch.ops.aten.arange.default",
-        "torch.ops.aten.avg_pool2d.default", "torch.ops.aten.batch_norm.default", "torch.ops.aten.cat.default",
-        "torch.ops.aten.clamp.default", "torch.ops.aten.conv2d.default", "torch.ops.aten.div.Tensor",
-        "torch.ops.aten.eq.Scalar", "torch.ops.aten.floor.default", "torch.ops.aten.full.default",
-        "torch.ops.aten.hardsigmoid.default", "torch.ops.aten.hardswish.default",
-        "torch.ops.aten.index_select.default", "torch.ops.aten.item.default", "torch.ops.aten.max_pool2d.default",
-        "torch.ops.aten.mean.dim", "torch.ops.aten.mul.Tensor", "torch.ops.aten.narrow.default",
-        "torch.ops.aten.ones_like.default", "torch.ops.aten.pad.default", "torch.ops.aten.promote_types.default",
-        "torch.ops.aten.reciprocal.default", "torch.ops.aten.relu.default", "torch.ops.aten.relu_.default",
-        "torch.ops.aten.reshape.default", "torch.ops.aten.rsub.Scalar", "torch.ops.aten.sigmoid.default",
-        "torch.ops.aten.slice.Tensor", "torch.ops.aten.split.Tensor", "torch.ops.aten.split_with_sizes.default",
-        "torch.ops.aten.sub.Tensor", "torch.ops.aten.sym_size.int", "torch.ops.aten.tanh.default",
-        "torch.ops.aten.to.dtype", "torch.ops.aten.to.dtype_layout", "torch.ops.aten.upsample_bilinear2d.vec",
-        "torch.ops.aten.upsample_nearest2d.vec", "torch.ops.aten.upsample_nearest3d.vec",
-        "torch.ops.aten.view.default", "torch.ops.aten.where.self"
-    }
-)  # fmt: skip
+# torch.export: the globals of the example inputs' pickle (torch.save of tensors), and the names in its sympy
+# expressions. Its node targets are checked against inspection_oplists.TORCH_OPS and inspection_ops' Python-level
+# and higher-order sets.
 PT2_PICKLE_GLOBALS = frozenset(
     {
         "collections.OrderedDict", "torch.FloatStorage", "torch.HalfStorage", "torch._utils._rebuild_tensor_v2"
@@ -213,7 +150,15 @@ PT2_PICKLE_GLOBALS = frozenset(
 PT2_SYMPY_NAMES = frozenset(
     {
         "Add", "FloorDiv", "GreaterThan", "Integer", "LessThan", "Max", "Mul", "Symbol", "True", "integer",
-        "positive"
+        "positive",
+        # and the other sympy and torch.utils._sympy classes of shape expressions torch.export writes for other
+        # programs (all classes: calling one builds an expression; sympy's functions that act, such as preview
+        # or lambdify, are not among them)
+        "Abs", "And", "CeilDiv", "CeilToInt", "CleanDiv", "Eq", "Equality", "False", "Float", "FloatPow",
+        "FloatTrueDiv", "FloorToInt", "Ge", "Gt", "Identity", "IntTrueDiv", "Le", "Lt", "Min", "Mod",
+        "ModularIndexing", "Ne", "Not", "Or", "Pow", "PowByNatural", "PythonMod", "Rational", "RoundDecimal",
+        "RoundToInt", "StrictGreaterThan", "StrictLessThan", "ToFloat", "TruncToFloat", "TruncToInt",
+        "Unequality", "Where", "finite", "negative", "nonnegative", "oo", "real",
     }
 )  # fmt: skip
 
@@ -222,13 +167,21 @@ PT2_SYMPY_NAMES = frozenset(
 
 def _show(value: object, limit: int = 160) -> str:
     """A name read from the artifact, quoted and on one line whatever it holds."""
-    text = repr(str(value))
+    text = _one_line(repr(str(value)))
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
+def _one_line(text: str) -> str:
+    """``text`` with every character that is not printable (line and paragraph separators, control and format
+    characters: what could start a forged line or rewrite the terminal) written as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _refuse(file: Path, what: str) -> RunnerError:
-    line = f"refusing to run {file}: {what}"
-    return RunnerError(line.replace("\n", " ").replace("\r", " "))
+    """The one-line refusal of ``file``: the path and every quoted text stripped of line breaks and controls."""
+    return RunnerError(_one_line(f"refusing to run {file}: {what}"))
 
 
 def _inside(root: Path, target: Path) -> bool:
@@ -363,25 +316,49 @@ def _check_pickle(data: bytes, file: Path, entry: str, allowed: Callable[[str], 
 # --- Zip archives (TorchScript, .pt2) ----------------------------------------------------------------------------
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _loader_key(name: str) -> str:
+    """The name by which torch's zip reader finds an entry: it compares names case-insensitively, folding ASCII
+    letters only (caffe2/serialize/inline_container.cc looks records up with miniz's mz_zip_reader_locate_file
+    without MZ_ZIP_FLAG_CASE_SENSITIVE, whose MZ_TOLOWER folds A-Z; tried: ``code/x.PY``, ``CODE/``, ``DATA.PKL``
+    all load, an ``É`` does not match ``é``). Folding the decoded name folds the stored bytes the same way:
+    ASCII bytes are the same characters in UTF-8 and in cp437, and no other byte decodes to one."""
+    return name.translate(_ASCII_LOWER)
+
+
 def _zip_entries(path: Path, file: Path, data: Optional[bytes] = None) -> Tuple[zipfile.ZipFile, List[str]]:
     """The archive and its entry names: refused when it is not a zip, or an entry is absolute, has a ``..``
-    part or a backslash, or appears twice (the C++ reader and Python's would then read different entries)."""
+    part, a backslash or a NUL, or appears twice, also when two names differ only in case (torch's reader finds
+    entries case-insensitively: it and Python's would then read different entries)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data) if data is not None else path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _refuse(file, f"{path.name if data is None else 'an entry'} is not a zip archive ({exc})")
-    names = [info.filename for info in archive.infolist()]
-    if len(names) > MAX_ZIP_ENTRIES:
-        raise _refuse(file, f"the archive has {len(names)} entries, more than any RVM artifact")
-    seen: Set[str] = set()
-    for name in names:
+    infos = archive.infolist()
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise _refuse(file, f"the archive has {len(infos)} entries, more than any RVM artifact")
+    seen: Dict[str, str] = {}
+    for info in infos:
+        name = info.filename
         parts = name.split("/")
-        if name.startswith("/") or "\\" in name or "\0" in name or ".." in parts or re.match(r"^[A-Za-z]:", name):
-            raise _refuse(file, f"archive entry {_show(name)} is not a relative path inside the archive")
-        if name in seen:
-            raise _refuse(file, f"archive entry {_show(name)} appears twice")
-        seen.add(name)
-    return archive, names
+        if (
+            name.startswith("/")
+            or "\\" in name
+            or "\0" in info.orig_filename  # zipfile cuts a name at a NUL; the C++ reader does not
+            or ".." in parts
+            or re.match(r"^[A-Za-z]:", name)
+        ):
+            raise _refuse(file, f"archive entry {_show(info.orig_filename)} is not a relative path inside the archive")
+        key = _loader_key(name)
+        if key in seen:
+            if seen[key] == name:
+                raise _refuse(file, f"archive entry {_show(name)} appears twice")
+            raise _refuse(file, f"archive entries {_show(seen[key])} and {_show(name)} differ only in case, and "
+                          "torch's reader finds entries case-insensitively")  # fmt: skip
+        seen[key] = name
+    return archive, [info.filename for info in infos]
 
 
 def _read_entry(archive: zipfile.ZipFile, name: str, file: Path) -> bytes:
@@ -406,8 +383,21 @@ def _strip_prefix(names: List[str], file: Path) -> Tuple[str, Dict[str, str]]:
 # --- TorchScript -------------------------------------------------------------------------------------------------
 
 
+# What TorchScript's C++ unpickler resolves a GLOBAL to besides TorchScript classes (the fixed set of
+# torch/csrc/jit/serialization/unpickler.cpp): nothing it imports or calls is Python, so these are allowed
+# whichever of them an archive holds.
+_TORCHSCRIPT_LOADER_GLOBALS = re.compile(
+    r"torch\.[A-Za-z]*Storage|torch\._utils\._rebuild_[a-z0-9_]+|torch\._tensor\._rebuild_[a-z0-9_]+|"
+    r"torch\.jit\._pickle\.[a-z_]+|torch\.device|builtins\.complex|collections\.OrderedDict"
+)
+
+
 def _torchscript_global_allowed(name: str) -> bool:
-    return name in TORCHSCRIPT_GLOBALS or (name.startswith("__torch__.") and "<" not in name)
+    return (
+        name in TORCHSCRIPT_GLOBALS
+        or bool(_TORCHSCRIPT_LOADER_GLOBALS.fullmatch(name))
+        or (name.startswith("__torch__.") and re.fullmatch(r"[A-Za-z0-9_.]+", name) is not None)
+    )
 
 
 def _dotted(node: ast.AST) -> Optional[str]:
@@ -461,17 +451,63 @@ def _torchscript_code_names(source: str) -> Tuple[Set[str], Set[str]]:
     return names, calls
 
 
+def _torch_op(dotted: str) -> Optional[str]:
+    """The operator a ``torch.*`` / ``ops.*`` name of TorchScript code resolves to (TorchScript's source
+    importer binds ``torch`` to the ``aten`` builtins and ``ops.<ns>.<name>`` to ``<ns>::<name>``), or None when
+    the name is not an operator (a bare ``torch``, ``ops.aten``, or a longer chain)."""
+    parts = dotted.split(".")
+    if parts[0] == "torch" and len(parts) == 2:
+        return f"aten::{parts[1]}"
+    if parts[0] == "ops" and len(parts) == 3:
+        return f"{parts[1]}::{parts[2]}"
+    return None
+
+
+def _torchscript_method_calls(tree: ast.AST) -> Set[str]:
+    """Names of the methods the code calls on values (``x.unflatten(...)``): on a tensor, a string or a list,
+    TorchScript resolves one to the ATen operator of that name that takes the value as ``self``."""
+    return {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and (_dotted(node.func) or "").split(".")[0] not in ("torch", "ops")
+    }  # fmt: skip
+
+
 def _check_torchscript_code(source: bytes, file: Path, entry: str) -> None:
+    from .inspection_oplists import TORCH_OPS
+    from .inspection_ops import TORCH_REFUSED, TORCH_VERSION, torch_refusal
+
     try:
-        names, calls = _torchscript_code_names(source.decode("utf-8"))
+        text = source.decode("utf-8")
+        names, calls = _torchscript_code_names(text)
+        methods = _torchscript_method_calls(ast.parse(text))
     except (SyntaxError, ValueError, RecursionError) as exc:
         raise _refuse(file, f"{_show(entry)} is not TorchScript source ({exc.__class__.__name__})")
     for name in sorted(names):
-        if name not in TORCHSCRIPT_NAMES:
-            raise _refuse(file, f"{_show(entry)} calls {_show(name)}, which is not one an RVM graph uses")
+        op = _torch_op(name)
+        if op is None:
+            raise _refuse(file, f"{_show(entry)} uses {_show(name)}, which is not an operator")
+        if op not in TORCH_OPS:
+            why = torch_refusal(op) or f"is not an operator of torch {TORCH_VERSION}'s registry"
+            raise _refuse(file, f"{_show(entry)} calls {_show(name)} ({op}), which {why}")
+    for method in sorted(methods):
+        if f"aten::{method}" in TORCH_REFUSED:
+            why = TORCH_REFUSED[f"aten::{method}"]
+            raise _refuse(file, f"{_show(entry)} calls a method {_show(method)}, which as aten::{method} {why}")
     for name in sorted(calls):
         if name not in TORCHSCRIPT_BUILTINS:
-            raise _refuse(file, f"{_show(entry)} calls {_show(name)}, which is not one an RVM graph uses")
+            why = "prints to the process's stdout" if name == "print" else "is not one of TorchScript's builtins"
+            raise _refuse(file, f"{_show(entry)} calls {_show(name)}, which {why}")
+
+
+# The entries torch.jit.load may open besides pickles and code (torch/csrc/jit/serialization/import.cpp:
+# tensor records "data/<key>" and "constants/<key>", the version and byte-order records; "extra/*" only by the
+# names the caller asks for, returned as bytes), by their case-folded names. Anything else is refused: the
+# loader finds entries by name case-insensitively, so an entry the inspection does not read as what it is might
+# still be opened as something (a legacy model.json, say, which sends the archive to the legacy importer).
+_TORCHSCRIPT_DATA = re.compile(r"(data|constants)/[0-9]+|\.data/version|version|byteorder|\.data/serialization_id|"
+                               r"extra/.+")  # fmt: skip
 
 
 def inspect_torchscript(path: Path) -> None:
@@ -480,11 +516,15 @@ def inspect_torchscript(path: Path) -> None:
     _, entries = _strip_prefix(names, path)
     with archive:
         for rel, name in entries.items():
-            if rel.endswith("pkl"):  # data.pkl, constants.pkl, code/**.debug_pkl (bytecode.pkl: mobile)
+            key = _loader_key(rel)
+            if key.endswith("pkl"):  # data.pkl, constants.pkl, code/**.debug_pkl (bytecode.pkl: mobile)
                 data = _read_entry(archive, name, path)
                 _check_pickle(data, path, name, _torchscript_global_allowed, "torch.jit.load")
-            elif rel.startswith("code/") and rel.endswith(".py"):
+            elif key.endswith(".py"):  # code/**.py, found case-insensitively: code/x.PY and CODE/ are code too
                 _check_torchscript_code(_read_entry(archive, name, path), path, name)
+            elif not _TORCHSCRIPT_DATA.fullmatch(key) and not key.endswith("/"):
+                raise _refuse(path, f"archive entry {_show(name)} is not one the inspection knows how torch.jit.load "
+                              "reads (code, a pickle, a tensor record or a version record)")  # fmt: skip
 
 
 # --- torch.export (.pt2) -----------------------------------------------------------------------------------------
@@ -527,6 +567,8 @@ def _pt2_program_facts(program: Any) -> Tuple[Set[str], Set[str], List[str]]:
     for key, value, parent in _walk_json(program):
         if key == "target" and isinstance(parent, dict) and "inputs" in parent and isinstance(value, str):
             targets.add(value)
+        elif key == "as_operator":  # an operator passed as an argument (auto_functionalized's first)
+            targets.add(value if isinstance(value, str) else "<not a name>")
         elif key == "expr_str":
             names = _sympy_names(value) if isinstance(value, str) else None
             sympy.update(names if names is not None else {f"<unsafe: {value}>"})
@@ -536,6 +578,27 @@ def _pt2_program_facts(program: Any) -> Tuple[Set[str], Set[str], List[str]]:
 
 def _pt2_pickle_allowed(name: str) -> bool:
     return name in PT2_PICKLE_GLOBALS
+
+
+def _pt2_target_problem(target: str) -> Optional[str]:
+    """Why a .pt2 node target is refused, or None. torch.export.load resolves a target by walking attributes
+    from ``torch``, ``_operator`` or ``math`` (torch/_export/serde/serialize.py: deserialize_operator), so any
+    function under them would do; only registry operators, the serializer's symbolic-shape functions and
+    higher-order operators that run the program's own subgraphs are allowed."""
+    from .inspection_oplists import TORCH_OPS
+    from .inspection_ops import PT2_HIGHER_ORDER, PT2_PYTHON_TARGETS, torch_refusal
+
+    parts = target.split(".")
+    if target in PT2_PYTHON_TARGETS:
+        return None
+    if parts[:3] == ["torch", "ops", "higher_order"] and len(parts) == 4:
+        return None if parts[3] in PT2_HIGHER_ORDER else "is a higher-order operator that runs more than the program"
+    if parts[:2] == ["torch", "ops"] and len(parts) == 5:
+        op = f"{parts[2]}::{parts[3]}"
+        if op in TORCH_OPS:
+            return None
+        return torch_refusal(op) or "is not an operator of torch's registry"
+    return "is not an operator"
 
 
 def _check_pt2_payloads(config: Any, file: Path, entry: str, files: Set[str], folder: str) -> None:
@@ -551,42 +614,63 @@ def _check_pt2_payloads(config: Any, file: Path, entry: str, files: Set[str], fo
             )
         if folder == "data/constants/" and not str(name).startswith("tensor_"):
             raise _refuse(file, f"constant {_show(fqn)} ({_show(name)}) is an object torch.export.load unpickles")
-        if not isinstance(name, str) or "/" in name or name in ("", ".", "..") or folder + name not in files:
+        if (
+            not isinstance(name, str)
+            or "/" in name
+            or name in ("", ".", "..")
+            or _loader_key(folder + name) not in files
+        ):
             raise _refuse(file, f"{_show(entry)}: payload path {_show(name)} is not an entry of the archive")
+
+
+# The records torch.export.load reads as plain bytes or strings (torch/export/pt2_archive/_package.py), by their
+# case-folded names; the payload entries of data/weights/ and data/constants/ too (raw tensor bytes).
+_PT2_RECORDS = re.compile(r"archive_format|archive_version|\.data/version|version|byteorder|\.data/serialization_id|"
+                          r"extra/.+")  # fmt: skip
 
 
 def inspect_pt2(path: Path) -> None:
     _regular_file(path, path)
     archive, names = _zip_entries(path, path)
     _, entries = _strip_prefix(names, path)
-    files = set(entries)
+    files = {_loader_key(rel) for rel in entries}
     with archive:
-        if not any(rel.startswith("models/") and rel.endswith(".json") for rel in files):
+        # torch.export.load takes every entry whose name starts with "models/" (case-sensitively: a listing) as a
+        # program, whatever its suffix: "models/x.JSON" is program "x", and its data/sample_inputs/x.pt, weights
+        # and constants are then read by name, case-insensitively. So every such entry is read as a program,
+        # and every other entry by its case-folded name.
+        if not any(rel.startswith("models/") for rel in entries):
             raise _refuse(path, "it is not a torch.export archive of the current format (no models/*.json); an old "
                           "archive is loaded through torch.load(weights_only=False)")  # fmt: skip
         for rel, name in sorted(entries.items()):
-            suffix = rel.rsplit(".", 1)[-1] if "." in rel.rsplit("/", 1)[-1] else ""
-            if rel.startswith("data/aotinductor/") or suffix in ("so", "dll", "dylib", "cpp", "pyd"):
+            key = _loader_key(rel)
+            last = key.rsplit("/", 1)[-1]
+            suffix = last.rsplit(".", 1)[-1] if "." in last else ""
+            if key.startswith("data/aotinductor/") or suffix in ("so", "dll", "dylib", "cpp", "pyd"):
                 raise _refuse(path, f"{_show(name)} is compiled code (AOTInductor) that torch.export.load would run")
-            if rel.startswith(("data/weights/", "data/constants/")) and rel.endswith("_config.json"):
-                folder = rel.rsplit("/", 1)[0] + "/"
-                config = _load_json(_read_entry(archive, name, path), path, name)
-                _check_pt2_payloads(config, path, name, files, folder)
-            elif rel.startswith(("data/weights/", "data/constants/")) and rel.endswith(".pt"):
-                raise _refuse(path, f"{_show(name)} is a legacy pickled payload torch.export.load would unpickle")
-            elif rel.startswith("data/sample_inputs/") or suffix in ("pt", "pkl", "pth"):
-                _check_pt2_pickled(_read_entry(archive, name, path), path, name)
-            elif rel.startswith("models/") and rel.endswith(".json"):
+            if rel.startswith("models/"):
                 _check_pt2_program(_load_json(_read_entry(archive, name, path), path, name), path, name)
+            elif key.startswith(("data/weights/", "data/constants/")) and key.endswith("_config.json"):
+                config = _load_json(_read_entry(archive, name, path), path, name)
+                _check_pt2_payloads(config, path, name, files, key.rsplit("/", 1)[0] + "/")
+            elif key.startswith(("data/weights/", "data/constants/")) and suffix == "pt":
+                raise _refuse(path, f"{_show(name)} is a legacy pickled payload torch.export.load would unpickle")
+            elif key.startswith("data/sample_inputs/") or suffix in ("pt", "pkl", "pth"):
+                _check_pt2_pickled(_read_entry(archive, name, path), path, name)
+            elif not (key.startswith(("data/weights/", "data/constants/")) or _PT2_RECORDS.fullmatch(key)):
+                raise _refuse(path, f"archive entry {_show(name)} is not one the inspection knows how "
+                              "torch.export.load reads (a program, a payload, its config, the sample inputs or a "
+                              "version record)")  # fmt: skip
 
 
 def _check_pt2_pickled(data: bytes, file: Path, entry: str) -> None:
-    """A torch.save file inside the archive (the example inputs): a zip whose pickles are scanned, or a pickle."""
+    """A torch.save file inside the archive (the example inputs): a zip whose pickles are scanned (torch.load
+    finds its entries case-insensitively too), or a pickle."""
     if data[:4] == b"PK\x03\x04":
         inner, names = _zip_entries(file, file, data)
         with inner:
             for name in names:
-                if name.endswith(".pkl"):
+                if _loader_key(name).endswith(".pkl"):
                     data_pkl = _read_entry(inner, name, file)
                     _check_pickle(data_pkl, file, f"{entry}/{name}", _pt2_pickle_allowed, "torch.export.load")
     else:
@@ -603,8 +687,9 @@ def _check_pt2_program(program: Any, file: Path, entry: str) -> None:
             raise _refuse(file, f"{_show(entry)} has a shape expression with {_show(name)}, which sympy would "
                           "evaluate as Python")  # fmt: skip
     for target in sorted(targets):
-        if target not in PT2_TARGETS:
-            raise _refuse(file, f"{_show(entry)} calls {_show(target)}, which is not one an RVM graph uses")
+        problem = _pt2_target_problem(target)
+        if problem:
+            raise _refuse(file, f"{_show(entry)} calls {_show(target)}, which {problem}")
 
 
 # --- TensorFlow SavedModel ---------------------------------------------------------------------------------------
@@ -663,12 +748,20 @@ def _saved_model_ops(meta_graph: Any) -> Tuple[Set[str], Set[str], Set[str]]:
     return model - set(functions), save_ops, restore_ops
 
 
-def _tf_op_problem(op: str, allowed: frozenset) -> Optional[str]:
-    if op in allowed:
+def _tf_op_problem(op: str, allowed: Optional[frozenset] = None) -> Optional[str]:
+    """Why a node's op is refused: outside ``allowed`` (a checkpoint function's own set), or else outside the
+    registry's ops less the refused families (inspection_oplists.TF_OPS); None when it is allowed."""
+    from .inspection_oplists import TF_OPS
+    from .inspection_ops import TENSORFLOW_VERSION, tf_refusal
+
+    if op in (allowed if allowed is not None else TF_OPS):
         return None
-    if op in TF_SIDE_EFFECT_OPS or TF_SIDE_EFFECT_PATTERN.search(op):
-        return f"op {_show(op)} reads or writes files, prints, calls Python or talks to other processes"
-    return f"op {_show(op)} is not one an RVM graph uses"
+    why = tf_refusal(op)
+    if why:
+        return f"op {_show(op)} {why}"
+    if allowed is not None:
+        return f"op {_show(op)} is not one a checkpoint function of tf.saved_model.save holds"
+    return f"op {_show(op)} is not an op of TensorFlow {TENSORFLOW_VERSION}'s registry"
 
 
 def _inspect_meta_graph(meta_graph: Any, file: Path, folder: Path) -> None:
@@ -683,7 +776,7 @@ def _inspect_meta_graph(meta_graph: Any, file: Path, folder: Path) -> None:
     for node in graph.node:
         if node.op in functions:
             continue
-        problem = _tf_op_problem(node.op, TF_MODEL_OPS)
+        problem = _tf_op_problem(node.op)
         if problem:
             raise _refuse(file, f"{problem} (node {_show(node.name)} of the main graph)")
     # What the model runs: every other main-graph node (a signature's outputs among them, even when the saver_def
@@ -712,7 +805,7 @@ def _inspect_meta_graph(meta_graph: Any, file: Path, folder: Path) -> None:
     if called:
         raise _refuse(file, f"function {_show(sorted(called)[0])}, a checkpoint function, is called by the model")
     for name, function in functions.items():
-        allowed = TF_SAVE_OPS if name in save else TF_RESTORE_OPS if name in restore else TF_MODEL_OPS
+        allowed = TF_SAVE_OPS if name in save else TF_RESTORE_OPS if name in restore else None
         for node in function.node_def:
             if node.op in functions:
                 continue
@@ -960,15 +1053,33 @@ def inspect_coreml(path: Path) -> None:
 
 # --- OpenVINO ----------------------------------------------------------------------------------------------------
 
-_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+_DTD = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+_XML_ENCODING = re.compile(r"""<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
+
+
+def _utf8_xml(xml: bytes) -> str:
+    """The XML's text when it is UTF-8 (or ASCII), refused (ValueError) otherwise: OpenVINO's reader (pugixml)
+    also takes UTF-16, UTF-32 and Latin-1 by their byte-order mark or declaration, in which a byte search for
+    ``<!DOCTYPE`` sees nothing; only UTF-8 is accepted, and the DTD check reads the decoded text."""
+    if xml.startswith((b"\xfe\xff", b"\xff\xfe")) or b"\0" in xml:
+        raise ValueError("it is not UTF-8 (a UTF-16 or UTF-32 byte-order mark or NUL bytes)")
+    try:
+        text = xml.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"it is not UTF-8 (byte {exc.start})")
+    declared = _XML_ENCODING.match(text.lstrip("\ufeff"))
+    if declared and declared.group(1).lower() not in ("utf-8", "utf8", "us-ascii", "ascii"):
+        raise ValueError(f"it declares the encoding {declared.group(1)!r}; only UTF-8 is accepted")
+    return text
 
 
 def _openvino_layers(xml: bytes) -> List[Tuple[str, str, Dict[str, str]]]:
     """(type, version, data attributes) of every layer of an IR, nested bodies included. Refuses (ValueError)
-    an XML that declares a DTD or entities, before parsing it."""
+    an XML that is not UTF-8 or declares a DTD or entities, before parsing it."""
     import xml.etree.ElementTree as ElementTree
 
-    if _DTD.search(xml):
+    text = _utf8_xml(xml)
+    if _DTD.search(text):
         raise ValueError("it declares a DTD or entities")
     root = ElementTree.fromstring(xml)
     if root.tag != "net":
@@ -978,6 +1089,38 @@ def _openvino_layers(xml: bytes) -> List[Tuple[str, str, Dict[str, str]]]:
         data = layer.find("data")
         layers.append((layer.get("type", ""), layer.get("version", ""), dict(data.attrib) if data is not None else {}))
     return layers
+
+
+# Bits per element of OpenVINO's element types (openvino/core/type/element_type.hpp), for the bytes a constant of
+# a shape needs; a type outside it is not checked that way (its offset and size still are).
+_OV_ELEMENT_BITS = {
+    "boolean": 8, "bf16": 16, "f16": 16, "f32": 32, "f64": 64, "i4": 4, "i8": 8, "i16": 16, "i32": 32, "i64": 64,
+    "u1": 1, "u2": 2, "u3": 3, "u4": 4, "u6": 6, "u8": 8, "u16": 16, "u32": 32, "u64": 64, "nf4": 4,
+    "f8e4m3": 8, "f8e5m2": 8, "f8e8m0": 8, "f4e2m1": 4,
+}  # fmt: skip
+
+
+def _check_openvino_weights(path: Path, kind: str, data: Dict[str, str], size: int) -> None:
+    """A layer's ``offset``/``size`` into the .bin: plain decimal numbers, ``offset + size`` within the file (in
+    Python's integers, so no overflow), and at least the bytes its shape and element type need. OpenVINO looks
+    layer types up case-insensitively and reads ``Const`` and any case of ``Constant`` alike (the latter without
+    its own shape check: tried), so this runs for every layer that has either attribute, whatever its type."""
+    shown = f"layer type {_show(kind)}"
+    values = {k: data[k] for k in ("offset", "size") if k in data}
+    if not all(re.fullmatch(r"[0-9]{1,20}", v.strip()) for v in values.values()):
+        raise _refuse(path, f"a {shown}'s offset/size {_show(values)} are not plain numbers")
+    offset, length = int(values.get("offset", "0")), int(values.get("size", "0"))
+    if offset + length > size:
+        raise _refuse(path, f"a {shown} reads bytes {offset}..{offset + length} of {path.stem}.bin, which holds {size}")
+    bits = _OV_ELEMENT_BITS.get(data.get("element_type", "").strip().lower())
+    dims = [d.strip() for d in data.get("shape", "").split(",") if d.strip()]
+    if bits and all(re.fullmatch(r"[0-9]{1,20}", d) for d in dims):
+        count = 1
+        for d in dims:
+            count *= int(d)
+        needed = (count * bits + 7) // 8
+        if needed > length:
+            raise _refuse(path, f"a {shown} of shape [{', '.join(dims)}] needs {needed} bytes and its size is {length}")
 
 
 def _companion_bin_size(path: Path) -> int:
@@ -1004,14 +1147,8 @@ def inspect_openvino(path: Path) -> None:
         if not re.fullmatch(r"opset[0-9]+", version):
             raise _refuse(path, f"layer type {_show(kind)} comes from {_show(version)}, not a standard opset: "
                           "an extension OpenVINO would load code for")  # fmt: skip
-        if kind == "Const" and ("offset" in data or "size" in data):
-            try:
-                offset, length = int(data.get("offset", "0")), int(data.get("size", "0"))
-            except ValueError:
-                raise _refuse(path, f"a Const layer's offset/size {_show(data)} are not numbers")
-            if offset < 0 or length < 0 or offset + length > size:
-                raise _refuse(path, f"a Const layer reads bytes {offset}..{offset + length} of {path.stem}.bin, "
-                              f"which holds {size}")  # fmt: skip
+        if "offset" in data or "size" in data:
+            _check_openvino_weights(path, kind, data, size)
 
 
 # --- LiteRT ------------------------------------------------------------------------------------------------------
@@ -1036,6 +1173,8 @@ def _tflite_ops(buffer: bytes, schema: Any) -> List[Tuple[str, Optional[str]]]:
     for i in range(model.ExternalBufferGroupsLength() if hasattr(model, "ExternalBufferGroupsLength") else 0):
         group = model.ExternalBufferGroups(i).Name()
         codes.append(("<external buffers>", group.decode("utf-8", "replace") if group else ""))
+    if hasattr(model, "ExternalBuffersLength") and model.ExternalBuffersLength():
+        codes.append(("<external buffers>", f"{model.ExternalBuffersLength()} external buffers"))
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
@@ -1044,6 +1183,20 @@ def _tflite_ops(buffer: bytes, schema: Any) -> List[Tuple[str, Optional[str]]]:
             (names.get(builtin, f"<builtin {builtin}>"), custom.decode("utf-8", "replace") if custom else None)
         )
     return codes
+
+
+def _tflite_buffer_problem(buffer: bytes, schema: Any) -> Optional[str]:
+    """The first buffer whose data lies outside the file, or None. A buffer's ``offset``/``size`` (uint64, for
+    models over 2 GB: "offset > 1" means its bytes are at that offset of the file, tflite/schema/schema.fbs) are
+    added here in Python's integers, so an offset of 2**64 - n with a size of n, which wraps LiteRT's own
+    unsigned check to 0, is caught."""
+    model = schema.Model.GetRootAs(buffer, 0)
+    for i in range(model.BuffersLength()):
+        entry = model.Buffers(i)
+        offset, size = entry.Offset(), entry.Size()
+        if (offset > 1 or size) and offset + size > len(buffer):
+            return f"buffer {i} places {size} bytes at offset {offset}, outside the file's {len(buffer)} bytes"
+    return None
 
 
 def inspect_tflite(path: Path) -> None:
@@ -1056,11 +1209,15 @@ def inspect_tflite(path: Path) -> None:
     if schema is None:  # nothing to read the op codes with: the identifier is all that is checked
         return
     try:
-        codes = _tflite_ops(_read_limited(path, path, 2 << 30), schema)
+        data = _read_limited(path, path, 2 << 30)
+        codes = _tflite_ops(data, schema)
+        problem = _tflite_buffer_problem(data, schema)
     except RunnerError:
         raise
     except Exception as exc:  # a damaged flatbuffer: struct.error, IndexError...
         raise _refuse(path, f"its flatbuffer is not readable ({exc.__class__.__name__})")
+    if problem:
+        raise _refuse(path, problem)
     for name, custom in codes:
         if name == "<external buffers>":
             raise _refuse(path, f"its weights are in external buffer group {_show(custom)}, a file outside the "
