@@ -502,12 +502,14 @@ def _check_torchscript_code(source: bytes, file: Path, entry: str) -> None:
 
 
 # The entries torch.jit.load may open besides pickles and code (torch/csrc/jit/serialization/import.cpp:
-# tensor records "data/<key>" and "constants/<key>", the version and byte-order records; "extra/*" only by the
+# tensor records "data/<key>", "constants/<key>" and "traced_inputs/<key>" (torch.jit.trace stores its example
+# inputs, traced_inputs.pkl), the version and byte-order records; "extra/*" only by the
 # names the caller asks for, returned as bytes), by their case-folded names. Anything else is refused: the
 # loader finds entries by name case-insensitively, so an entry the inspection does not read as what it is might
 # still be opened as something (a legacy model.json, say, which sends the archive to the legacy importer).
-_TORCHSCRIPT_DATA = re.compile(r"(data|constants)/[0-9]+|\.data/version|version|byteorder|\.data/serialization_id|"
-                               r"extra/.+")  # fmt: skip
+_TORCHSCRIPT_DATA = re.compile(
+    r"(data|constants|traced_inputs)/[0-9]+|\.data/version|version|byteorder|\.data/serialization_id|extra/.+"
+)
 
 
 def inspect_torchscript(path: Path) -> None:
