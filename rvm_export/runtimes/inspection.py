@@ -1,24 +1,28 @@
-"""Inspect an artifact before anything of it runs (issue 18, item 2).
+"""Inspect an artifact before anything of it runs (issue 18, item 2; issue 26, items 3 and 5).
 
 :func:`inspect_artifact` reads an artifact's files as data and refuses, with one line that names the file and
-the op or the path, anything an RVM graph written by ``rvm-export`` never contains and that a loader would act
-on: ops that touch files, the console, Python or the network; paths that leave the artifact's folder; custom op
+the op or the path (every character that is not printable escaped, so no name can forge a line), what a loader
+would act on: ops that touch files, the console, Python or the network; paths that leave the artifact's folder; custom op
 domains, layers and extensions a runtime would load code for; pickles that name a Python callable. Nothing of the
 artifact executes here:
 
 - protobufs (SavedModel, CoreML, ONNX) are parsed with their generated message classes (``ParseFromString``),
   ONNX with ``onnx.load(..., load_external_data=False)``;
 - JSON (TF.js model.json, CoreML Manifest.json, the .pt2 program) with :mod:`json`;
-- zip archives (TorchScript, .pt2) are listed with :mod:`zipfile`; their pickles are disassembled with
-  :func:`pickletools.genops`, never unpickled; TorchScript's code is parsed with :func:`ast.parse`, never compiled;
-- the OpenVINO XML with :mod:`xml.etree.ElementTree` after refusing any DTD or entity declaration
-  (``defusedxml`` is not installed here);
+- zip archives (TorchScript, .pt2) are listed with :mod:`zipfile` and each entry is classified by the name
+  torch's reader finds it by (ASCII case-folded: :func:`_loader_key`), names that differ only in case refused
+  and an entry that fits no class refused; their pickles are disassembled with :func:`pickletools.genops`, never
+  unpickled; TorchScript's code is parsed with :func:`ast.parse`, never compiled;
+- the OpenVINO XML, accepted in UTF-8 only, with :mod:`xml.etree.ElementTree` after refusing any DTD or entity
+  declaration in its decoded text (``defusedxml`` is not installed here);
 - the LiteRT flatbuffer through the generated reader of its schema (``ai_edge_litert.schema_py_generated``,
   plain Python over :mod:`flatbuffers`; a size and identifier check alone where it is not installed).
 
-The allowlists below are literal sets, each built from what our own exporters write (how: the comment above
-each). They are kept for the formats whose ordinary ops can act on the machine: a SavedModel's graph (TensorFlow
-has file, print and Python ops) and TorchScript / ``.pt2`` code and pickles (aten::from_file, Python callables).
+The operator allowlists are for the formats whose ordinary ops can act on the machine: a SavedModel's graph
+(TensorFlow has file, print and Python ops) and TorchScript / ``.pt2`` code (aten::from_file, prim::Print). They
+are "what cannot act": the pinned torch's and TensorFlow's registries less explicit refused lists and families
+(inspection_ops.py), as generated literals (inspection_oplists.py). The pickle globals, sympy names and
+checkpoint-function ops stay literal sets of what our exporters and torch's/TensorFlow's savers write.
 TF.js, CoreML, OpenVINO and LiteRT graphs compute only with their builtin ops (those runtimes give a graph no file,
 process or network op), so there only what makes the runtime load code (custom layers and models, extensions,
 custom and Flex ops) or reach outside the artifact is refused: an unfamiliar builtin op, as another converter (the
@@ -38,7 +42,8 @@ here because it does not:
   TorchScript, and it runs: ``__setstate__`` while loading, ``forward`` when run, and TorchScript can call any
   registered operator, ``aten::from_file`` (maps any file, writes through with ``shared=True``) and
   ``prim::Print`` included. torch's own docstring warns that a malicious archive can run arbitrary code. So the
-  pickles' globals and every operator the code calls are checked against what our export writes.
+  pickles' globals are checked, and every operator the code calls against the registry less the refused list.
+  Its reader finds every entry case-insensitively (``code/x.PY``, ``CODE/``, ``DATA.PKL`` all load: tried).
 - ``torch.export.load`` (torch/export/pt2_archive/_package.py, torch/_export/serde/serialize.py): weights and
   constants marked ``use_pickle``, and every ``opaque_obj`` constant, are unpickled by Python with
   ``torch.load(weights_only=False)`` / ``pickle.loads``; the example inputs are ``torch.load``-ed with
@@ -47,7 +52,10 @@ here because it does not:
   program's ``guards_code``; an ``aotinductor`` entry is a compiled shared library that it loads and runs; an old
   (2.7) archive goes through ``torch.load`` with the same fallback. It guarantees none of this away, so all of
   it is refused or checked: no pickled payload, no AOTInductor, example-input pickles scanned, ``expr_str``
-  limited to the sympy expressions our programs hold, no ``guards_code``, node targets against our export's.
+  limited to sympy's expression classes, no ``guards_code``, node targets against the registry less the refused
+  list (the deserializer resolves a target by walking attributes from ``torch``, ``_operator`` or ``math``). It
+  takes every entry under ``models/`` (case-sensitively) as a program whatever its suffix, and reads the sample
+  inputs, weights and constants by name case-insensitively.
 - ``tf.saved_model.load`` runs no function while loading (TF2 restores the variables with a saver it builds
   itself, not with the graph's own), but it registers every function of the library, and a signature or
   restored function may call any of them when run; a SavedModel's graph is arbitrary TensorFlow, file and
@@ -60,10 +68,13 @@ here because it does not:
   name of a weight file; CoreML on macOS resolves ``@model_path`` itself and instantiates the Objective-C class a
   custom layer or custom model names. Checked: manifest and weight paths confined, no custom layer or model.
 - OpenVINO loads op extensions only when asked (``Core.add_extension``); an IR naming an op outside the standard
-  opsets fails, but the IR's XML is parsed by its own reader. Checked: layer types and opsets, constants inside
-  the .bin, no DTD.
+  opsets fails, but the IR's XML is parsed by its own reader (pugixml: UTF-16/32 and Latin-1 too), and it
+  looks layer types up case-insensitively, reading ``Const`` and any case of ``Constant`` alike (the latter
+  without comparing its shape to its size: tried). Checked: opsets, every layer's offset/size inside the .bin and
+  against its shape, UTF-8 only, no DTD.
 - LiteRT runs custom and Flex (TensorFlow-kernel) ops only through resolvers or delegates registered by the
-  caller. Checked: the identifier, no CUSTOM op code, builtin ops against our export's.
+  caller; its check of a buffer's offset + size wraps around in unsigned arithmetic. Checked: the identifier, no
+  CUSTOM op code, no external buffers, every buffer's offset + size inside the file.
 """
 
 import ast

@@ -176,6 +176,38 @@ def test_savedmodel_checkpoint_op_outside_the_saver_is_refused(exports: Callable
     refused(bad, "tensorflow", "'SaveV2'", "reads or writes files", function.signature.name)
 
 
+@pytest.mark.parametrize(
+    "op, expected",
+    [
+        ("Elu", None),  # an op of TensorFlow's registry that our graphs never hold: compute, passes
+        ("Einsum", None),
+        ("DebugIdentityV2", "prints or sends debug data"),
+        ("PyFunc", "calls Python"),
+        ("RpcCall", "talks to other processes"),
+        ("TFRecordDataset", "reads or writes files"),
+        ("WriteScalarSummary", "writes summaries"),
+        ("NoSuchOp", "not an op of TensorFlow"),  # a custom op library's: TensorFlow's registry lacks it
+    ],
+)
+def test_savedmodel_op_allowed_unless_it_can_act(
+    exports: Callable[[str], Path], tmp_path: Path, op: str, expected: Optional[str]
+) -> None:
+    """Issue 26, item 5: the ops of TensorFlow's registry less the I/O, Python, RPC, summary, dataset and debug
+    families, not the 47 our export writes."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    bad = copy_artifact(exports("tensorflow"), tmp_path)
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((bad / "saved_model.pb").read_bytes())
+    function = next(f for f in saved.meta_graphs[0].graph_def.library.function if "serve" in f.signature.name)
+    next(n for n in function.node_def if n.op == "Relu").op = op
+    (bad / "saved_model.pb").write_bytes(saved.SerializeToString())
+    if expected is None:
+        inspect_artifact(bad, "tensorflow")
+    else:
+        refused(bad, "tensorflow", repr(op), expected, function.signature.name)
+
+
 # --- TF.js ------------------------------------------------------------------------------------------------------
 
 
@@ -370,7 +402,7 @@ def test_torchscript_pickle_naming_os_system_is_refused(
         ("def shout(x: str) -> None:\n  print(x)\n", "'print'"),
     ],
 )
-def test_torchscript_code_calling_an_op_rvm_does_not_use_is_refused(
+def test_torchscript_code_calling_an_op_that_can_act_is_refused(
     exports: Callable[[str], Path], tmp_path: Path, code: str, named: str
 ) -> None:
     def edit(name: str, data: bytes) -> bytes:
