@@ -44,7 +44,8 @@ MAX_MESSAGE = 64 << 20
 SANDBOX_FILE = str(Path(__file__).with_name("sandbox.py"))
 _BOOT = (
     "import sys, importlib.util as u; s = u.spec_from_file_location('rvm_sandbox', sys.argv[1]); "
-    "m = u.module_from_spec(s); s.loader.exec_module(m); c = m.confine(m.Policy.from_json(sys.argv[2])); "
+    "m = u.module_from_spec(s); s.loader.exec_module(m); import json; fd = json.loads(sys.argv[3])['fd']; "
+    "c = m.confine(m.Policy.from_json(sys.argv[2]), [fd]); "
     "from rvm_export.runtimes.child import child_main; child_main(c)"
 )
 _DTYPES = {"<f4", "<f2", "<f8", "<i8", "<i4", "|u1", "|b1", "<u2", "|i1"}
@@ -266,6 +267,9 @@ class ChildProcess:
         self._sock = ours
         try:
             self.ready = self.request({"op": "hello"}, stage="loading")[0]
+        except ChildFailure as exc:  # whatever the runtime raised while opening the file: it cannot be opened
+            self.close()
+            raise RunnerError(f"{runtime} could not open {printable(self.path.name)}: {exc}") from None
         except BaseException:
             self.close()
             raise

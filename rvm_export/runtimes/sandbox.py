@@ -9,7 +9,9 @@ What :func:`confine` applies, each as far as this kernel allows (:func:`confine`
 
 - ``PR_SET_NO_NEW_PRIVS``: no setuid binary or file capability ever raises the child's privileges;
 - a network namespace of its own (through a user namespace where the child is not root): nothing to connect to
-  but its own loopback, which covers UDP and abstract sockets too;
+  but its own loopback, which covers UDP and abstract sockets too; and a PID and mount namespace with its own
+  /proc, so that no other process's entries there (another process's environ is readable to the same user)
+  exist for it;
 - Landlock (a ruleset of the highest ABI the kernel has, up to 6): reads only beneath the paths the parent
   names (the artifact's folder, the Python and runtime installs, the system's libraries), writes only in the
   scratch folder, ``execve`` of nothing but the named executables, no TCP bind or connect, abstract Unix
@@ -28,11 +30,12 @@ import json
 import os
 import platform
 import resource
+import signal
 import socket
 import struct
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 # Landlock's ABI (include/uapi/linux/landlock.h): access rights by the ABI version that introduced them.
 _FS = {
@@ -51,7 +54,8 @@ NET_BIND_TCP, NET_CONNECT_TCP = 1, 2  # ABI 4
 SCOPE_ABSTRACT_UNIX, SCOPE_SIGNAL = 1, 2  # ABI 6
 _SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}  # create_ruleset, add_rule, restrict_self
 _PR_SET_NO_NEW_PRIVS = 38
-_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+_LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/usr/lib/ld-linux-aarch64.so.1")
+_CLONE_NEWUSER, _CLONE_NEWNET, _CLONE_NEWPID, _CLONE_NEWNS = 0x10000000, 0x40000000, 0x20000000, 0x00020000
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -123,7 +127,8 @@ def _landlock(policy: Policy, abi: int) -> str:
         raise OSError(ctypes.get_errno(), f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
     try:
         rules = [(p, READ) for p in policy.read] + [(p, READ_DIR) for p in policy.list_only]
-        rules += [(p, WRITE | READ) for p in policy.write] + [(p, EXECUTE | READ_FILE) for p in policy.execute]
+        executables = [*policy.execute, *(_LOADERS if policy.execute else ())]  # execve opens the ELF loader too
+        rules += [(p, WRITE | READ) for p in policy.write] + [(p, EXECUTE | READ_FILE) for p in executables]
         rules += [(p, READ_FILE | WRITE_FILE | IOCTL_DEV) for p in policy.devices]
         for path, rights in rules:
             try:
@@ -147,33 +152,87 @@ def _landlock(policy: Policy, abi: int) -> str:
     return f"Landlock ABI {abi} ({', '.join(parts)})"
 
 
-def _own_network() -> str:
-    """A network namespace of the child's own (its loopback up, for runtimes that serve themselves), or ""."""
+def _namespaces(keep_fds: List[int]) -> str:
+    """Namespaces of the child's own: a network namespace (nothing to reach but its own loopback, brought up for
+    runtimes that serve themselves) and, where the kernel allows, a PID and mount namespace with a /proc of its
+    own, so that no other process's /proc entries (its environ, cmdline, maps) exist for the child. Returns what
+    was made ("" for nothing). With the PID namespace this process forks: the original waits for the worker and
+    ends as it ends (its exit code, or the same signal), so the parent sees the worker's death as before."""
     libc = _libc()
     uid, gid = os.getuid(), os.getgid()
-    flags = _CLONE_NEWNET if uid == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
-    if libc.unshare(flags) != 0:
+    user = 0 if uid == 0 else _CLONE_NEWUSER
+    made = ""
+    if libc.unshare(user | _CLONE_NEWNET | _CLONE_NEWPID | _CLONE_NEWNS) == 0:
+        made = "own network, PID and mount namespaces"
+    elif libc.unshare(user | _CLONE_NEWNET) == 0:
+        made = "own network namespace"
+    else:
         return ""
-    if uid != 0:  # keep our own uid inside the user namespace, so file ownership reads as before
-        try:
-            with open("/proc/self/setgroups", "w") as f:
-                f.write("deny")
-            with open("/proc/self/uid_map", "w") as f:
-                f.write(f"{uid} {uid} 1")
-            with open("/proc/self/gid_map", "w") as f:
-                f.write(f"{gid} {gid} 1")
-        except OSError:
-            pass
-    try:  # SIOCGIFFLAGS / SIOCSIFFLAGS on lo: IFF_UP
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            import fcntl
+    if user:  # keep our own uid inside the user namespace, so file ownership reads as before
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            try:
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+            except OSError:
+                pass
+    if "PID" in made:
+        _become_pid_namespace(libc, keep_fds)
+    _loopback_up()
+    return made
 
+
+def _wait_and_mirror(pid: int, keep_fds: List[int], inside: bool) -> None:
+    """Wait for ``pid`` and end as it ended: the same exit code, or (outside the namespace) the same signal. Inside,
+    as the namespace's init, a signal cannot be raised on oneself: it is passed up as exit code 128 + signal."""
+    for fd in keep_fds:
+        os.close(fd)  # the worker alone holds the parent's socket: its death is the parent's end of file
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        if inside:
+            os._exit(128 + number)
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+    code = os.WEXITSTATUS(status)
+    if not inside and 128 < code <= 128 + 64:  # the init's report of a signal
+        signal.signal(code - 128, signal.SIG_DFL)
+        os.kill(os.getpid(), code - 128)
+    os._exit(code)
+
+
+def _become_pid_namespace(libc: ctypes.CDLL, keep_fds: List[int]) -> None:
+    """Fork into the new PID namespace (its init, which mounts its /proc and reaps), then fork the worker."""
+    pid = os.fork()
+    if pid:
+        _wait_and_mirror(pid, keep_fds, inside=False)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: the outer killed (a timeout) ends the namespace
+    ms_rec, ms_private, ms_nosuid, ms_nodev, ms_noexec = 1 << 14, 1 << 18, 2, 4, 8
+    if (
+        libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0
+        or libc.mount(b"proc", b"/proc", b"proc", ms_nosuid | ms_nodev | ms_noexec, None) != 0
+    ):
+        os._exit(125)  # the parent reports "exited with code 125" loading: not expected on a kernel that got here
+    pid = os.fork()
+    if pid:
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))
+        _wait_and_mirror(pid, keep_fds, inside=True)
+
+
+def _loopback_up() -> None:
+    try:  # SIOCGIFFLAGS / SIOCSIFFLAGS on lo: IFF_UP
+        import fcntl
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             request = struct.pack("16sH22x", b"lo", 0)
             current = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), 0x8913, request))[1]
             fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH22x", b"lo", current | 1))
     except OSError:
         pass
-    return "own network namespace"
 
 
 def _limits(policy: Policy) -> str:
@@ -192,8 +251,10 @@ def _limits(policy: Policy) -> str:
     return "limits on " + ", ".join(applied)
 
 
-def confine(policy: Policy) -> Tuple[bool, str]:
-    """Confine this process (call it while single-threaded): (Landlock applied?, what was applied / missing)."""
+def confine(policy: Policy, keep_fds: Sequence[int] = ()) -> Tuple[bool, str]:
+    """Confine this process (call it while single-threaded): (Landlock applied?, what was applied / missing).
+    ``keep_fds``: descriptors only the confined worker may hold (the parent's socket), where a PID namespace makes
+    this process fork and wait."""
     if os.environ.get(OFF_ENV, "").lower() == "off":
         return False, f"NOT CONFINED: {OFF_ENV}=off"
     done = []
@@ -201,9 +262,11 @@ def confine(policy: Policy) -> Tuple[bool, str]:
     if libc is not None and libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
         done.append("no new privileges")
     if sys.platform == "linux":
-        network = _own_network()
-        if network:
-            done.append(network)
+        made = _namespaces(list(keep_fds))
+        if made:
+            done.append(made)
+        if "PID" in made:  # its /proc shows only the child's own processes (and those it starts)
+            policy.read = [p for p in policy.read if not p.startswith("/proc/")] + ["/proc"]
     done.append(_limits(policy))
     abi, why = landlock_abi()
     if abi:

@@ -117,6 +117,15 @@ class TfjsRunner(Runner):
         self.tfjs_version = ready.get("tfjs", "?")
 
     @classmethod
+    def sandbox_needs(cls, policy: Any, path: Path, device: Optional[str], backend: Optional[str]) -> None:
+        """Node.js is the one program the child starts (it inherits the child's confinement); it reads OpenSSL's
+        configuration when it starts (not /etc/ssl's private keys)."""
+        node = shutil.which("node")
+        if node is not None:
+            policy.execute.append(os.path.realpath(node))
+        policy.read += ["/etc/ssl/openssl.cnf", os.path.realpath("/etc/ssl/openssl.cnf")]
+
+    @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:
         user = read_model_json(Path(path)).get("userDefinedMetadata", {})
         meta = user.get(METADATA_KEY) if isinstance(user, dict) else None

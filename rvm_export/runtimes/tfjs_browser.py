@@ -51,10 +51,20 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 600_000  # one frame at 512x288 on the pure-JS CPU backend takes minutes
 
 
+def chromium_args() -> List[str]:
+    """The flags Chromium starts with: ours, then $RVM_CHROMIUM_ARGS (extra flags, split on spaces)."""
+    return [*CHROMIUM_ARGS, *os.environ.get("RVM_CHROMIUM_ARGS", "").split()]
+
+
+DEBIAN_CHROMIUM = Path("/usr/lib/chromium/chromium")  # what Debian's /usr/bin/chromium shell script starts
+
+
 def chromium_path() -> Path:
-    """$RVM_CHROMIUM, else Debian's /usr/bin/chromium, else ``chromium`` on PATH."""
+    """$RVM_CHROMIUM, else Debian's Chromium binary (not its wrapper script, which runs a shell, grep, find and
+    readlink: programs the confined child may not start), else ``chromium`` on PATH."""
     configured = os.environ.get("RVM_CHROMIUM")
-    found = configured or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium"))
+    debian = DEBIAN_CHROMIUM if DEBIAN_CHROMIUM.is_file() else None
+    found = configured or debian or shutil.which("chromium")
     if not found or not Path(found).is_file():
         raise RunnerError(
             f"the browser TF.js runner needs Chromium ({configured or '/usr/bin/chromium'} not found); "
@@ -161,7 +171,7 @@ class BrowserSession:
             atexit.register(BrowserSession._playwright.stop)
         try:
             self.browser = BrowserSession._playwright.chromium.launch(
-                executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
+                executable_path=str(executable), headless=True, args=chromium_args()
             )
         except Exception as exc:
             raise RunnerError(f"Chromium ({executable}) did not start: {first_line(exc)}")
@@ -224,6 +234,21 @@ class BrowserTfjsRunner(Runner):
         if device not in (None, "cpu"):
             raise RunnerError(f"the browser TF.js runner picks its device by its TF.js backend, not {device}", "device")
         return cls(path, backend)
+
+    @classmethod
+    def sandbox_needs(cls, policy: Any, path: Path, device: Optional[str], backend: Optional[str]) -> None:
+        """Playwright's Node.js driver and Chromium's folder (it starts its own helpers), fontconfig's settings,
+        and TCP: the page's server and Chromium talk over the loopback of the child's own network namespace."""
+        import playwright
+
+        policy.execute += [str(Path(playwright.__file__).parent / "driver"), str(chromium_path().resolve().parent)]
+        policy.read += [
+            "/etc/fonts",
+            "/etc/mime.types",
+            "/etc/ssl/openssl.cnf",
+            os.path.realpath("/etc/ssl/openssl.cnf"),
+        ]
+        policy.network = True
 
     @classmethod
     def read_metadata(cls, path: Path) -> Optional[ArtifactMetadata]:

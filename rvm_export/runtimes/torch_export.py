@@ -46,6 +46,9 @@ class TorchExportRunner(Runner):
     def initial_state(self, batch: int) -> List[torch.Tensor]:
         return [torch.zeros(1, 1, 1, 1, dtype=self.dtype, device=self.device)] * 4
 
+    def set_threads(self, threads: int) -> None:
+        torch.set_num_threads(threads)
+
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         ratio = torch.tensor([downsample_ratio], dtype=torch.float32, device=self.device)
         # fp32 artifacts are checked with TF32 off (see torch_runner._run_module).

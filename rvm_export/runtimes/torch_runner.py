@@ -215,6 +215,9 @@ class TorchScriptRunner(Runner):
     def facts(self) -> ArtifactFacts:
         return self._facts
 
+    def set_threads(self, threads: int) -> None:
+        torch.set_num_threads(threads)
+
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         return _run_module(self.module, src, state, downsample_ratio, self.dtype, self.device)
 

@@ -82,9 +82,12 @@ def open_artifact(
     device: Optional[str] = None,
     ratios: Sequence[float] = (),
     backend: Optional[str] = None,
+    require_sandbox: bool = False,
+    threads: Optional[int] = None,
 ) -> Tuple[Runner, MattingNetwork]:
-    """The runner for ``path`` with complete metadata, and the fp32 reference model it is judged against."""
-    runner = open_runner(path, device, backend)
+    """The runner for ``path`` with complete metadata, and the fp32 reference model it is judged against.
+    ``require_sandbox``: refuse where the runtime cannot be confined; ``threads``: the runtime's thread count."""
+    runner = open_runner(path, device, backend, require_sandbox, threads)
     try:
         if runner.metadata is None:
             runner.adopt_metadata(infer_metadata(runner, checkpoint, ratios))
@@ -136,12 +139,14 @@ def verify_artifact(
     device: Optional[str] = None,
     localize: bool = False,
     backend: Optional[str] = None,
+    require_sandbox: bool = False,
 ) -> Report:
     """Closed-loop parity of the artifact at ``path`` against the PyTorch fp32 reference (on the CPU).
 
     ``localize``: on a numeric failure, name the first diverging module (``Report.localization``).
-    ``backend``: one of the target's runtime backends (a TF.js artifact: Node.js by default, or Chromium's)."""
-    runner, reference = open_artifact(path, checkpoint, device, ratios, backend)
+    ``backend``: one of the target's runtime backends (a TF.js artifact: Node.js by default, or Chromium's).
+    ``require_sandbox``: refuse (RunnerError) where the runtime cannot be run in a confined child process."""
+    runner, reference = open_artifact(path, checkpoint, device, ratios, backend, require_sandbox)
     with runner:  # the runtime (a Node.js process, a Chromium page) is released when the check ends
         return _verify_opened(runner, reference, str(path), frames, sizes, ratios, batch, localize)
 
@@ -162,6 +167,7 @@ def _verify_opened(
     results = verify_runner(runner, reference, cases, precision)
     report = Report(path, runner.kind, runner.metadata, tolerance_for(precision), results, artifact_failures(runner))
     report.runtime, report.precision = runner.describe(), precision
+    report.sandbox, report.confined = getattr(runner, "confinement", ""), getattr(runner, "confined", True)
     failing = [(r.case, min(f.frame for f in r.failures)) for r in results if r.failures]
     if localize and failing:
         from .localize import localize as first_divergence

@@ -37,7 +37,7 @@ from rvm_export.contract import tool_versions
 from rvm_export.contract.errors import USER_ERRORS, cli_message
 from rvm_export.targets import TARGETS, artifact_files
 
-from ..runtimes import Runner, RunnerError, artifact_kind, runner_class
+from ..runtimes import Runner, RunnerError, artifact_kind
 from ..runtimes.rollout import rollout
 from ..runtimes.torch_runner import TorchReference
 from ..targets import backends
@@ -175,14 +175,13 @@ def benchmark(
     if tfjs_backends and not any(TARGETS[k].backends for k in kinds):
         offered = ", ".join(t.title for t in TARGETS.values() if t.backends)
         raise RunnerError(f"a runtime backend applies to {offered} artifacts only, and none was given", "tfjs_backend")
-    for kind in dict.fromkeys(kinds):  # runtimes that fix their threads when they start (TensorFlow)
-        runner_class(kind).pin_process_threads(threads)
     limits = limits or measure_machine(threads)
     rows: List[Row] = []
     opened: List[Tuple[Runner, MattingNetwork]] = []
     for path, kind in zip(paths, kinds, strict=True):
         for backend in tfjs_backends if TARGETS[kind].backends and tfjs_backends else [None]:
-            runner, reference = open_artifact(path, checkpoint, "cpu", ratios, backend)
+            # the thread count goes to the runtime's child before it starts (TensorFlow fixes it then)
+            runner, reference = open_artifact(path, checkpoint, "cpu", ratios, backend, threads=threads)
             meta = runner.metadata
             assert meta is not None
             mb = round(artifact_mb(Path(path)), 1)

@@ -20,17 +20,16 @@ worst error upstream of it, so one line says where the artifact starts to differ
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from model import MattingNetwork
 
 from ..runtimes.base import Runner
+from ..runtimes.recording import RecordedReference
 from ..runtimes.rollout import rollout
-from ..runtimes.torch_runner import TorchReference, first_tensor
 from .noise import noise_model
 from .sequence import Case, build_sequence
 from .tolerances import tolerance_for
@@ -53,50 +52,6 @@ class Divergence:
             f"first divergence: {self.module} at frame {self.frame}: max |e| {self.max_abs:.3g} "
             f"(noise floor {self.noise:.3g}); worst upstream {up}"
         )
-
-
-class Recorder:
-    """Forward hooks on every named module: outputs (and inputs) in execution order."""
-
-    def __init__(self, model: nn.Module, keep_inputs: bool = False) -> None:
-        self.order: List[str] = []
-        self.outputs: Dict[str, np.ndarray] = {}
-        self.inputs: Dict[str, Tuple[tuple, dict]] = {}
-        self.handles = []
-        for name, module in model.named_modules():
-            if name:
-                self.handles.append(module.register_forward_hook(self._hook(name, keep_inputs), with_kwargs=True))
-
-    def _hook(self, name: str, keep_inputs: bool) -> Any:
-        def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-            tensor = first_tensor(output)
-            if tensor is None or name in self.outputs:  # a module called twice per frame keeps its first call
-                return
-            self.order.append(name)
-            self.outputs[name] = tensor.detach().double().cpu().numpy()
-            if keep_inputs:
-                self.inputs[name] = (args, kwargs)
-
-        return hook
-
-    def reset(self) -> None:
-        self.order, self.outputs, self.inputs = [], {}, {}
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-
-class RecordedReference(TorchReference):
-    """A PyTorch reference whose every module's output (and inputs) is recorded afresh each frame."""
-
-    def __init__(self, model: MattingNetwork, dtype: torch.dtype, keep_inputs: bool = False) -> None:
-        super().__init__(model, dtype)
-        self.recorder = Recorder(self.model, keep_inputs)
-
-    def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Any, Any]:
-        self.recorder.reset()
-        return super().infer(src, state, downsample_ratio)
 
 
 def _first_divergence(

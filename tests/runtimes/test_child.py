@@ -136,8 +136,9 @@ def test_tcp_abstract_sockets_signals_and_other_processes_are_out_of_reach(artif
             child(artifact, monkeypatch, "abstract", name).close()
         with pytest.raises(socket.timeout):
             listener.accept()
-    assert "the sandbox denied" in denied(artifact, monkeypatch, "signal", str(os.getpid()))
-    assert "the sandbox denied" in denied(artifact, monkeypatch, "environ", str(os.getpid()))
+    for mode in ("signal", "environ"):  # its own /proc and PID namespace have no such process; Landlock scopes both
+        with pytest.raises((RunnerError, ChildFailure)):
+            child(artifact, monkeypatch, mode, str(os.getpid())).close()
 
 
 def test_the_memory_limit_is_one_line(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:

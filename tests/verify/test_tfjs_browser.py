@@ -15,7 +15,7 @@ from click.testing import CliRunner  # noqa: E402
 from rvm_export.export.base import load_source  # noqa: E402
 from rvm_export.export.tf_port import from_torch  # noqa: E402
 from rvm_export.export.tfjs import export_tfjs  # noqa: E402
-from rvm_export.runtimes import RunnerError, open_runner, tfjs_browser  # noqa: E402
+from rvm_export.runtimes import RunnerError, open_runner  # noqa: E402
 from rvm_export.runtimes.tfjs_browser import BrowserSession  # noqa: E402
 from rvm_export.verify.api import verify_artifact  # noqa: E402
 from rvm_export.verify.cli import main as verify_main  # noqa: E402
@@ -101,7 +101,7 @@ def test_missing_chromium_is_one_line(exported, monkeypatch):
 
 def test_no_webgl_context_is_a_runner_error(exported, monkeypatch):
     monkeypatch.setattr(BrowserSession, "_shared", None)
-    monkeypatch.setattr(tfjs_browser, "CHROMIUM_ARGS", [*tfjs_browser.CHROMIUM_ARGS, "--disable-webgl"])
+    monkeypatch.setenv("RVM_CHROMIUM_ARGS", "--disable-webgl")  # read in the runtime's child process
     try:
         with pytest.raises(RunnerError, match="no WebGL context"):
             open_runner(exported["uint16"], backend="webgl")
