@@ -305,3 +305,13 @@ def test_refusal_is_one_line_whatever_the_names_hold(tiny_ts: Path, tmp_path: Pa
     message = str(info.value)
     assert message.isprintable() and message.startswith("refusing to run "), repr(message)
     assert "torch.from_file" in message and forged not in message
+
+
+def test_entry_name_with_a_nul_is_refused(tiny_ts: Path, tmp_path: Path) -> None:
+    """zipfile cuts a name at its first NUL and torch's reader does not: the two would read different names."""
+    prefix = zipfile.ZipFile(tiny_ts).namelist()[0].split("/")[0]
+    made = rewrite_zip(tiny_ts, tmp_path / "nul.torchscript", lambda n, d: d, {f"{prefix}/extra/aQZQb": b""})
+    bad = tmp_path / "nul2.torchscript"
+    bad.write_bytes(made.read_bytes().replace(b"aQZQb", b"a\0ZQb"))  # in the local header and the directory
+    assert zipfile.ZipFile(bad).namelist()[-1] == f"{prefix}/extra/a"
+    refused(bad, "torchscript", "is not a relative path inside the archive", "\\x00")
