@@ -127,9 +127,18 @@ def make_backend(
         if path.suffix == ".pth":
             raise InferenceError(f"{path} is a checkpoint, not an artifact; load it with model.load_checkpoint first")
         try:
-            return RunnerBackend(open_runner(path), owned=True)
+            runner = open_runner(path)
         except RunnerError as exc:
             raise InferenceError(str(exc))
+        try:
+            if getattr(runner, "wants_reference", False):  # CoreML off macOS runs the weights read back against it
+                from rvm_export.runtimes.torch_runner import reference_model
+
+                runner.bind_reference(reference_model(runner.metadata, artifact=path))
+        except RunnerError as exc:
+            runner.close()
+            raise InferenceError(str(exc))
+        return RunnerBackend(runner, owned=True)
     if is_runner(model):
         return RunnerBackend(model)
     if isinstance(model, torch.nn.Module):

@@ -34,7 +34,7 @@ from .coreml_weights import (
     mlprogram_convs,
     neuralnetwork_convs,
 )
-from .torch_runner import metadata_from, reference_model
+from .torch_runner import metadata_from
 
 MAX_SIDE = 8192  # the largest frame side a metadata may record (the reference runs a frame of that size)
 
@@ -266,8 +266,8 @@ class CoreMLRunner(Runner):
         return list(self.problems or [])
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
-        if self._backend is None:  # run without verification (convert_video): the weights it records
-            self.bind_reference(reference_model(self.metadata))
+        if self._backend is None:
+            raise RunnerError(f"{self.path} runs off macOS only against the PyTorch reference: bind_reference first")
         if abs(downsample_ratio - self.fixed_case()[2]) > 1e-9:
             raise RunnerError(f"this model has ratio {self.fixed_case()[2]:g} baked in, not {downsample_ratio:g}")
         pixels = np.round(np.clip(src, 0, 1) * 255.0).astype(np.uint8)
