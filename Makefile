@@ -8,6 +8,8 @@ NODE_RUNNER := rvm_export/runtimes/node
 CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=
 ONLY ?=
+FORCE ?=
+JUNIT ?= artifacts/junit.xml
 
 .PHONY: setup test export-all lint bench clean chromium
 
@@ -36,7 +38,8 @@ test: setup
 
 export-all: setup
 	$(PY) -m rvm_export.release $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
-		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY))
+		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY)) \
+		$(if $(FORCE),--force) $(if $(JUNIT),--junit $(JUNIT))
 
 # Speed tables (never timed tests), every one rvm-bench (interleaved rounds, median, accuracy vs PyTorch fp32) on the
 # artifacts of make export-all (run it first; missing ones are left out): the release ONNX/TorchScript next to an

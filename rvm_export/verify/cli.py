@@ -62,6 +62,13 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
 )
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write the full report here.")
 @click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a JUnit XML report here (one test case per case, plus the artifact's own checks), for CI.",
+)
+@click.option(
     "--localize",
     is_flag=True,
     help="On a failure, replay the failing case and print the first diverging module (ONNX, unfrozen TorchScript).",
@@ -83,6 +90,7 @@ def main(
     device: Optional[str],
     tfjs_backend: Optional[str],
     json_path: Optional[str],
+    junit_path: Optional[str],
     localize: bool,
     plot_path: Optional[str],
 ) -> None:
@@ -90,7 +98,7 @@ def main(
 
     Exit status: 0 parity, 1 parity failure (or an artifact that fails to run), 2 bad input. The checkpoint is
     the one recorded in the artifact's metadata unless --checkpoint is given."""
-    for option, path in (("--json", json_path), ("--plot", plot_path)):
+    for option, path in (("--json", json_path), ("--junit", junit_path), ("--plot", plot_path)):
         problem = unwritable_reason(path) if path else None  # before minutes of verification
         if problem:
             fail(f"{problem}; choose another {option} path")
@@ -111,6 +119,11 @@ def main(
             report.write_json(json_path)
         except OSError as exc:
             fail(f"writing the report {json_path} failed ({os_reason(exc)}); choose another --json path")
+    if junit_path:
+        try:
+            report.write_junit(junit_path)
+        except OSError as exc:
+            fail(f"writing the report {junit_path} failed ({os_reason(exc)}); choose another --junit path")
     if plot_path:
         from .plot import plot_report
 

@@ -1,9 +1,10 @@
 """Verification report: a summary table for people, JSON for machines (and the manifest)."""
 
 import json
+import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rvm_export.contract import OUTPUT_NAMES, ArtifactMetadata
 from rvm_export.contract.files import write_atomic
@@ -91,6 +92,17 @@ class Report:
         """Write the report atomically (all or nothing); raises OSError."""
         write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
 
+    def junit_cases(self, suite: str = "") -> List[ET.Element]:
+        """JUnit ``<testcase>`` elements: one per verified case (its failures, as the table words them), plus
+        ``artifact checks`` for what is checked before any frame (a mislabelled precision, contract problems)."""
+        classname = suite or self.artifact
+        cases = [("artifact checks", self.artifact_failures)] + [(r.case.label, r.failures) for r in self.results]
+        return [junit_case(classname, name, [f.message() for f in failures]) for name, failures in cases]
+
+    def write_junit(self, path: str | Path) -> None:
+        """Write this report as a JUnit XML file (one test suite) atomically; raises OSError."""
+        write_junit(path, [(self.artifact, self.junit_cases())])
+
     def header(self) -> List[str]:
         m = self.metadata
         lines = [f"artifact  {self.artifact}  [{self.kind}, {m.variant}, {m.refiner}, {m.precision}]"]
@@ -164,3 +176,34 @@ class Report:
         from .noise import NOISE_SOURCES
 
         return NOISE_SOURCES.get(precision, "?")
+
+
+def junit_case(classname: str, name: str, failures: Sequence[str], skipped: Optional[str] = None) -> ET.Element:
+    """One JUnit ``<testcase>``: failed with the first message as its ``message`` and all of them as its text;
+    ``skipped``: not run, and why."""
+    case = ET.Element("testcase", classname=classname, name=name)
+    if skipped is not None:
+        ET.SubElement(case, "skipped", message=skipped)
+    elif failures:
+        failure = ET.SubElement(case, "failure", message=failures[0], type="parity")
+        failure.text = "\n".join(failures)
+    return case
+
+
+def write_junit(path: str | Path, suites: Sequence[Tuple[str, List[ET.Element]]], name: str = "rvm-verify") -> None:
+    """A JUnit XML document of ``suites`` (name, testcases), written atomically; raises OSError."""
+    root = ET.Element("testsuites", name=name)
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for suite_name, cases in suites:
+        counts = {
+            "tests": len(cases),
+            "failures": sum(c.find("failure") is not None for c in cases),
+            "errors": 0,
+            "skipped": sum(c.find("skipped") is not None for c in cases),
+        }
+        suite = ET.SubElement(root, "testsuite", name=suite_name, **{k: str(v) for k, v in counts.items()})
+        suite.extend(cases)
+        totals = {k: totals[k] + counts[k] for k in totals}
+    root.attrib.update({k: str(v) for k, v in totals.items()})
+    ET.indent(root)
+    write_atomic(path, ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
