@@ -127,3 +127,21 @@ def test_tfjs_box_filter_padded_unlike_pytorch_fails_below_ratio_one(tmp_path: P
     at_one = run_verify(out, *args, "--ratio", "1")
     assert at_one.exit_code == 0, at_one.output
     shutil.rmtree(out)
+
+
+@pytest.mark.parametrize("route", ["script", "frozen"])
+def test_torchscript_of_the_eager_model_by_other_routes_verifies(tmp_path: Path, route: str) -> None:
+    """As the official TorchScript release is made (torch.jit.script of the model with its weights), frozen or
+    not: the inspection lets it through (its operators cannot act) and the confined child runs it to a PASS.
+    (A torch.jit.trace of RVM bakes its ratio in and takes no ratio argument: inspected in test_inspection_*.)"""
+    from model import load_checkpoint
+
+    module = torch.jit.script(load_checkpoint(WEIGHTS).eval())
+    if route == "frozen":
+        module = torch.jit.freeze(module)
+    path = tmp_path / f"{route}.torchscript"
+    module.save(str(path))
+    args = ["--checkpoint", str(WEIGHTS), "--frames", "2", "--size", "64x96", "--ratio", "0.5", "--require-sandbox"]
+    result = run_verify(path, *args)
+    assert result.exit_code == 0, result.output
+    assert "sandbox   Landlock" in result.output and "PASS" in result.output, result.output
