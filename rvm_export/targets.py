@@ -148,7 +148,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="Scripted TorchScript module, runtime downsample_ratio, fp32/fp16/bf16, frozen or not.",
             exporter="rvm_export.export.torchscript:command",
             runner="rvm_export.runtimes.torch_runner:TorchScriptRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_torchscript",
+            inspector="rvm_export.runtimes.torchscript_inspect:inspect",
             artifact_name=_torchscript_name,
             release=lambda variant: [
                 (("--precision", p, "--freeze" if frozen else "--no-freeze"), {"precision": p, "freeze": frozen})
@@ -164,7 +164,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="ONNX for ONNX Runtime: dynamic B/H/W, runtime ratio; --static WxH for TensorRT/NPUs.",
             exporter="rvm_export.export.onnx:command",
             runner="rvm_export.runtimes.onnxruntime:OnnxRuntimeRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_onnx",
+            inspector="rvm_export.runtimes.onnx_inspect:inspect",
             artifact_name=_onnx_name,
             release=lambda variant: [
                 (("--precision", p, "--opset", str(ONNX_DEFAULT_OPSET)), {"precision": p}) for p in ("fp32", "fp16")
@@ -182,7 +182,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="Channels-last TensorFlow SavedModel with a runtime downsample_ratio.",
             exporter="rvm_export.export.tensorflow:command",
             runner="rvm_export.runtimes.tensorflow:TensorFlowRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_tensorflow",
+            inspector="rvm_export.runtimes.tensorflow_inspect:inspect",
             artifact_name=lambda variant: f"rvm_{variant}_tf",
             release=lambda variant: [((), {})],
             layout="NHWC",
@@ -199,7 +199,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="TF.js graph model (channels-last) for the browser; fp32, uint16 or uint8 weights.",
             exporter="rvm_export.export.tfjs:command",
             runner="rvm_export.runtimes.tfjs:TfjsRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_tfjs",
+            inspector="rvm_export.runtimes.tfjs_inspect:inspect",
             artifact_name=lambda variant, quantize="none": (
                 f"rvm_{variant}{'' if quantize == 'none' else '_' + quantize}_tfjs"
             ),
@@ -225,7 +225,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="Fixed-resolution CoreML model (.mlmodel or .mlpackage): image in, images and states out.",
             exporter="rvm_export.export.coreml:command",
             runner="rvm_export.runtimes.coreml:CoreMLRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_coreml",
+            inspector="rvm_export.runtimes.coreml_inspect:inspect",
             artifact_name=_coreml_name,
             release=_mobilenet_only(_coreml_release),
             precisions=("fp32", "fp16", "int8"),
@@ -243,7 +243,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="torch.export program (.pt2) that loads with torch.export.load alone.",
             exporter="rvm_export.export.pt2:command",
             runner="rvm_export.runtimes.torch_export:TorchExportRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_pt2",
+            inspector="rvm_export.runtimes.pt2_inspect:inspect",
             artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}.pt2",
             # fp32 only in the release: each ExportedProgram costs ~30 s to trace and verify
             release=_mobilenet_only(lambda: [(("--precision", "fp32"), {"precision": "fp32"})]),
@@ -257,7 +257,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="OpenVINO IR (.xml + .bin), dynamic shapes, runtime downsample_ratio.",
             exporter="rvm_export.export.openvino:command",
             runner="rvm_export.runtimes.openvino:OpenVinoRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_openvino",
+            inspector="rvm_export.runtimes.openvino_inspect:inspect",
             artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}_openvino.xml",
             release=_mobilenet_only(lambda: _precisions("fp32", "fp16")("mobilenetv3")),
             precisions=("fp32", "fp16"),
@@ -274,7 +274,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="MNN model (.mnn) from the ONNX export (Android/iOS): dynamic B/H/W, runtime downsample_ratio.",
             exporter="rvm_export.export.mnn:command",
             runner="rvm_export.runtimes.mnn:MnnRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_mnn",
+            inspector="rvm_export.runtimes.mnn_inspect:inspect",
             artifact_name=lambda variant: f"rvm_{variant}_fp32.mnn",
             release=_mobilenet_only(lambda: [((), {})]),  # fp32 only: the converter's --fp16 fails parity
             suffixes=(".mnn",),
@@ -289,7 +289,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="LiteRT (TFLite) flatbuffer, channels-last, dynamic shapes, runtime ratio.",
             exporter="rvm_export.export.tflite:command",
             runner="rvm_export.runtimes.litert:LiteRtRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_tflite",
+            inspector="rvm_export.runtimes.tflite_inspect:inspect",
             artifact_name=lambda variant, precision="fp32": f"rvm_{variant}_{precision}.tflite",
             release=_mobilenet_only(lambda: _precisions("fp32")("mobilenetv3")),
             layout="NHWC",
@@ -305,7 +305,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="ncnn .param + .bin via pnnx (Android/iOS): dynamic frame size, downsample_ratio fixed at export, fp32/fp16 weights.",
             exporter="rvm_export.export.ncnn:command",
             runner="rvm_export.runtimes.ncnn:NcnnRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_ncnn",
+            inspector="rvm_export.runtimes.ncnn_inspect:inspect",
             artifact_name=lambda variant, downsample_ratio=0.375, precision="fp32": (
                 f"rvm_{variant}_{precision}_s{downsample_ratio:g}.ncnn.param"
             ),
@@ -330,7 +330,7 @@ TARGETS: Dict[str, TargetSpec] = {
             summary="ExecuTorch program (.pte, XNNPACK delegate) for Android/iOS; frame size and ratio fixed at export.",
             exporter="rvm_export.export.executorch:command",
             runner="rvm_export.runtimes.executorch:ExecuTorchRunner",
-            inspector="rvm_export.runtimes.inspection:inspect_executorch",
+            inspector="rvm_export.runtimes.executorch_inspect:inspect",
             artifact_name=_executorch_name,
             release=_mobilenet_only(_executorch_release),
             suffixes=(".pte",),

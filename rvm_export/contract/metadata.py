@@ -16,6 +16,9 @@ from typing import Any, Dict, Optional
 from .errors import ExportError
 
 METADATA_KEY = "rvm_metadata.json"
+# ExecuTorch (.pte) has no free-form metadata field: the document is the String a constant method of this name
+# returns (written by export/executorch.py, read by runtimes/pte_format.py).
+METADATA_METHOD = "rvm_metadata"
 SCHEMA_VERSION = 1
 # The values the verifier can act on; a document naming others (a forged or damaged file) is refused on reading.
 # tests/test_errors.py checks them against model.network and verify.tolerances.

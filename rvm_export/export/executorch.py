@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from model import MattingNetwork
 from rvm_export.contract import ArtifactMetadata
-from rvm_export.runtimes.pte_format import METADATA_METHOD
+from rvm_export.contract.metadata import METADATA_METHOD
 
 from .base import ExportError, ModelSource, atomic_output
 from .cli import export_with, output_option, source_options, user_errors

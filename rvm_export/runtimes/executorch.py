@@ -14,9 +14,10 @@ import torch
 
 from rvm_export.contract import ArtifactMetadata
 from rvm_export.contract.errors import first_line
+from rvm_export.contract.metadata import METADATA_METHOD
 
 from .base import ArtifactFacts, Outputs, Runner, RunnerError, load_error, to_numpy_outputs
-from .pte_format import METADATA_METHOD, PteError, PteProgram, read_pte
+from .pte_format import PteError, PteProgram, read_pte
 from .torch_runner import metadata_from
 
 MAX_SIDE = 8192

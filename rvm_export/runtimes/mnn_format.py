@@ -1,7 +1,7 @@
 """An MNN model (``.mnn``) read as data: its ``bizCode``, tensor names, ops (type, inputs, outputs) and subgraphs.
 
 A ``.mnn`` file is one flatbuffer (MNN's ``schema/default/MNN.fbs``, root ``Net``, no file identifier). This module
-walks it with the bounds-checked table reader of :mod:`rvm_export.runtimes.pte_format`, slot by slot as the schema
+walks it with the bounds-checked table reader of :mod:`rvm_export.runtimes.inspection_readers`, slot by slot as the schema
 numbers the fields, so it needs neither MNN nor a generated reader and nothing of the file runs. Damaged bytes raise
 :class:`MnnError`.
 
@@ -15,12 +15,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
-from .pte_format import PteError, _Reader
+from .inspection_readers import FlatbufferError, FlatbufferReader
 
 MAX_ITEMS = 1 << 20  # more ops, tensors or subgraphs than any RVM model has
 
 # OpType values (MNN.fbs; the enum only grows, so the numbers hold across versions) -> names: those an MNN 3.6.1
-# conversion of our ONNX writes (read from one: rvm_export/runtimes/inspection.py allows exactly these), and the two
+# conversion of our ONNX writes (read from one: rvm_export/runtimes/mnn_inspect.py allows exactly these), and the two
 # that make MNN run code that is not its own ops.
 OP_TYPES: Dict[int, str] = {
     7: "BinaryOp", 10: "Concat", 11: "Const", 12: "Convolution", 13: "ConvolutionDepthwise", 31: "GatherV2",
@@ -71,7 +71,7 @@ def _count(n: int, what: str) -> int:
     return n
 
 
-def _strings(r: _Reader, table: int, slot: int, what: str) -> List[str]:
+def _strings(r: FlatbufferReader, table: int, slot: int, what: str) -> List[str]:
     tables = r.tables(table, slot)
     _count(len(tables), what)
     out = []
@@ -83,7 +83,7 @@ def _strings(r: _Reader, table: int, slot: int, what: str) -> List[str]:
     return out
 
 
-def _ops(r: _Reader, table: int, slot: int) -> List[Op]:
+def _ops(r: FlatbufferReader, table: int, slot: int) -> List[Op]:
     ops = []
     tables = r.tables(table, slot)
     _count(len(tables), "ops")
@@ -107,7 +107,7 @@ def read_mnn(buf: bytes) -> MnnNet:
     if len(buf) < 8:
         raise MnnError(f"it is {len(buf)} bytes long, too short for an MNN model")
     try:
-        r = _Reader(buf)
+        r = FlatbufferReader(buf)
         root = r.u32(0)
         main = Graph("", _strings(r, root, 7, "tensor names"), _ops(r, root, 3))
         subgraphs = []
@@ -124,7 +124,7 @@ def read_mnn(buf: bytes) -> MnnNet:
                 )
             )
         return MnnNet(r.string(root, 0), main, subgraphs, _strings(r, root, 4, "output names"))
-    except PteError as exc:
+    except FlatbufferError as exc:
         raise MnnError(str(exc))
     except (IndexError, OverflowError, ValueError, struct.error) as exc:
         raise MnnError(f"its flatbuffer is not readable ({exc.__class__.__name__})")

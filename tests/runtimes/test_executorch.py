@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from rvm_export.contract.errors import RunnerError
+from rvm_export.contract.metadata import METADATA_METHOD
 from rvm_export.runtimes.inspection import inspect_artifact
-from rvm_export.runtimes.pte_format import METADATA_METHOD, PteError, read_pte
+from rvm_export.runtimes.inspection_readers import FlatbufferReader
+from rvm_export.runtimes.pte_format import PteError, read_pte
 from rvm_export.verify.cli import main as verify_main
 from tests.helpers import ArtifactCache, require
 
@@ -108,10 +110,8 @@ def test_fixed_case_and_first_frame_states(pte: Path) -> None:
 def test_argument_of_the_wrong_kind_is_refused(pte: Path, tmp_path: Path) -> None:
     """An Int argument (the convolution's groups) retagged as a Bool: ExecuTorch's portable kernel would abort the
     process reading it (``toInt()``: found by fuzzing), so the inspector checks each call against its schema."""
-    from rvm_export.runtimes import pte_format
-
     data = bytearray(pte.read_bytes())
-    r = pte_format._Reader(bytes(data[: read_pte(bytes(data)).header["program_size"]]))
+    r = FlatbufferReader(bytes(data[: read_pte(bytes(data)).header["program_size"]]))
     (plan,) = [p for p in r.tables(r.u32(0), 1) if r.string(p, 0) == "forward"]
     values = r.tables(plan, 2)
     operators = [f"{r.string(op, 0)}.{r.string(op, 1)}" for op in r.tables(plan, 6)]
@@ -132,10 +132,8 @@ def test_argument_of_the_wrong_kind_is_refused(pte: Path, tmp_path: Path) -> Non
 def test_list_item_of_the_wrong_kind_is_refused(pte: Path, tmp_path: Path) -> None:
     """An IntList item (an index of an Int value) pointed at the src tensor: the runtime's ``toInt()`` would abort
     the process (fuzz input executorch:10 of the seeded program), so the reader checks every list's items."""
-    from rvm_export.runtimes import pte_format
-
     data = bytearray(pte.read_bytes())
-    r = pte_format._Reader(bytes(data[: read_pte(bytes(data)).header["program_size"]]))
+    r = FlatbufferReader(bytes(data[: read_pte(bytes(data)).header["program_size"]]))
     (plan,) = [p for p in r.tables(r.u32(0), 1) if r.string(p, 0) == "forward"]
     values = r.tables(plan, 2)
     src = r.scalars(plan, 3, "i")[0]

@@ -13,8 +13,8 @@ import pytest
 from rvm_export.contract import INPUT_NAMES, OUTPUT_NAMES, ArtifactMetadata
 from rvm_export.contract.errors import RunnerError
 from rvm_export.runtimes.inspection import inspect_artifact
+from rvm_export.runtimes.inspection_readers import FlatbufferReader
 from rvm_export.runtimes.mnn_format import read_mnn
-from rvm_export.runtimes.pte_format import _Reader
 from tests.helpers import REPO, ArtifactCache, require
 from tests.runtimes.mnn_edits import NAME
 
@@ -49,7 +49,7 @@ def test_the_file_carries_the_contract(good: Path) -> None:
 
 def _forged(good: Path, tmp: Path, edit: str) -> Path:
     data = bytearray(good.read_bytes())
-    reader = _Reader(bytes(data))
+    reader = FlatbufferReader(bytes(data))
     ops = reader.tables(reader.u32(0), 3)
     convs = [op for op in ops if reader.scalar("i", reader.field(op, 5)) == 12]  # a Convolution
     if edit == "plugin":
