@@ -168,3 +168,26 @@ def test_without_confinement_the_runner_says_so_and_can_be_refused(artifact: Pat
     policy = base_policy(artifact, "<scratch>")
     with pytest.raises(RunnerError, match="cannot be confined here"):
         ChildRunner("test", "tests.runtimes.child_runners:ActingRunner", artifact, None, None, policy, True)
+
+
+def test_a_hostile_torchscript_that_no_inspection_stopped_meets_the_kernel(tmp_path: Path, artifacts) -> None:  # noqa: ANN001
+    """Finding 2 of issue 26 (a forward that copies a secret with torch.from_file), opened with the inspection
+    skipped: the read of the secret and the write of the copy are the kernel's to refuse, and it does."""
+    from tests.security import hostile
+
+    secret, marker = tmp_path / "secret.txt", tmp_path / "copy.txt"
+    secret.write_text(uuid.uuid4().hex)
+    folder = tmp_path / "artifact"
+    folder.mkdir()
+    good = artifacts.export("torchscript", "rvm_mobilenetv3_fp32.torchscript")
+    path = hostile.torchscript_network_uppercase(good, folder, hostile.Bait(secret, marker))
+    policy = base_policy(path, "<scratch>")
+    runner = ChildRunner("torchscript", "rvm_export.runtimes.torch_runner:TorchScriptRunner", path, None, None, policy)
+    try:
+        state = runner.initial_state(1)
+        with pytest.raises(RunnerError) as caught:
+            runner.infer(np.zeros((1, 3, 64, 64), np.float32), state, 0.5)
+    finally:
+        runner.close()
+    assert str(caught.value).startswith("the sandbox denied torchscript on frame 1 of network_uppercase.torchscript")
+    assert not marker.exists() and secret.read_text() not in str(caught.value)
