@@ -103,9 +103,9 @@ def test_inspection_refuses_weights_outside_the_folder(good: Path, tmp_path: Pat
 
 def test_state_shapes_match_the_graph(good: Path) -> None:
     """The runner's zero states are the shapes the graph writes back (odd low-resolution sizes included)."""
-    from rvm_export.runtimes import open_runner
+    from rvm_export.runtimes.ncnn import NcnnRunner
 
-    with open_runner(good) as runner:
+    with NcnnRunner(good) as runner:  # in this process, to read its zero states
         src = np.random.default_rng(0).random((1, 3, 90, 134), np.float32)  # 45x67 at 0.5: odd both ways
         _, state = runner.infer(src, runner.initial_state(1), 0.5)
         assert [s.shape for s in state[0]] == [z.shape for z in runner._zeros(90, 134)]

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from rvm_export.runtimes import RunnerError, open_runner
+from rvm_export.runtimes import RunnerError
 from rvm_export.runtimes.onnxruntime import OnnxRuntimeRunner
 from rvm_export.verify.api import verify_artifact
 from rvm_export.verify.cli import main as verify_main
@@ -41,7 +41,7 @@ def test_static_artifact_verifies_at_its_baked_in_case(artifacts: ArtifactCache)
     report = verify_artifact(path, frames=3)
     assert report.passed, report.table()
     assert [r.case.label for r in report.results] == ["161x97 b1 r0.5 t3"]
-    runner = open_runner(path)
+    runner = OnnxRuntimeRunner(path)  # in this process: its states are OrtValues (in the child they stay there)
     assert [s.shape() for s in runner.initial_state(1)][0] == [1, 16, 24, 40]
     with pytest.raises(RunnerError, match="baked in"):
         runner.infer(np.zeros((1, 3, 97, 161), np.float32), runner.initial_state(1), 0.25)

@@ -44,8 +44,8 @@ def test_fp16_weights_are_stored_as_fp16(ir: dict) -> None:
 
 
 def test_runner_pins_f32_where_the_cpu_default_is_bf16(ir: dict) -> None:
-    runner = open_runner(ir["fp32"])
-    assert isinstance(runner, OpenVinoRunner) and runner.inference_precision == "f32"
+    runner = OpenVinoRunner(ir["fp32"])
+    assert runner.inference_precision == "f32"
     core = ov.Core()
     if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         assert core.get_property("CPU", "INFERENCE_PRECISION_HINT").to_string() == "bf16", "the reason for pinning"
@@ -63,10 +63,10 @@ def test_bf16_run_of_an_fp32_artifact_fails(ir: dict, real_model) -> None:
 def test_bf16_setting_from_the_environment(ir: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RVM_OPENVINO_PRECISION", "bf16")
     supported = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    assert open_runner(ir["fp32"]).inference_precision == ("bf16" if supported else "f32")
+    assert OpenVinoRunner(ir["fp32"]).inference_precision == ("bf16" if supported else "f32")
     monkeypatch.setenv("RVM_OPENVINO_PRECISION", "int3")
     with pytest.raises(Exception, match="not one of f32, bf16, f16"):
-        open_runner(ir["fp32"])
+        open_runner(ir["fp32"])  # the setting reaches the runtime's child process
 
 
 def test_openvino_own_fp16_compression_fails_the_fp16_bound(ir: dict, tmp_path: Path) -> None:
