@@ -100,8 +100,8 @@ def _copying_forward(code: bytes, bait: Bait) -> bytes:
         "    _r = torch.copy_(_q, _p)\n"
         "    src = torch.add(src, torch.mul(torch.sum(_r), 0))\n"
     )
-    text, count = re.subn(r"(  def forward\(self.*?\) -> [^\n]*:\n)", lambda m: m.group(1) + lines, code.decode(),
-                          count=1, flags=re.S)  # fmt: skip
+    signature = re.compile(r"(  def forward\(self.*?\) -> [^\n]*:\n)", re.S)
+    text, count = signature.subn(lambda m: m.group(1) + lines, code.decode(), count=1)
     assert count == 1, "no forward in network.py"
     return text.encode()
 
@@ -152,10 +152,8 @@ def openvino_constant_past_the_bin(good: Path, folder: Path, bait: Bait) -> Path
     xml = folder / good.name
     shutil.copy(good.with_suffix(".bin"), xml.with_suffix(".bin"))
     offset = good.with_suffix(".bin").stat().st_size - 100
-    layer = re.compile(r'type="Const"( version="opset1">\s*<data element_type="f32" shape="[^"]*") offset="\d+" '
-                       r'size="921600"')  # fmt: skip
-    text, count = layer.subn(lambda m: f'type="Constant"{m.group(1)} offset="{offset}" size="921600"',
-                             good.read_text(), count=1)  # fmt: skip
+    layer = re.compile(r'type="Const"( version="opset1">\s*<data [^>]*?) offset="\d+" size="921600"')
+    text, count = layer.subn(rf'type="Constant"\1 offset="{offset}" size="921600"', good.read_text(), count=1)
     assert count == 1, "no 921600-byte Const layer"
     xml.write_text(text)
     return xml

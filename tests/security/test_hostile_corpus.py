@@ -44,7 +44,12 @@ def export(target: str, name: str, *args: str) -> Callable[[ArtifactCache], Path
 
 PT2 = export("pt2", "rvm_mobilenetv3_fp32.pt2")
 TORCHSCRIPT = export("torchscript", "rvm_mobilenetv3_fp32.torchscript")
-ONNX: Callable[[ArtifactCache], Path] = lambda artifacts: artifacts.onnx("fp32")  # noqa: E731
+
+
+def onnx_fp32(artifacts: ArtifactCache) -> Path:
+    return artifacts.onnx("fp32")
+
+
 REFUSED = "refusing to run"
 
 
@@ -72,13 +77,13 @@ CASES: Dict[str, Case] = {
     "litert-buffer-offset-wraps": Case(
         export("tflite", "rvm_mobilenetv3_fp32.tflite"), hostile.litert_buffer_offset_wraps, ("ai_edge_litert",)
     ),
-    "metadata-checkpoint-proc-self-pagemap": Case(ONNX, recorded("/proc/self/pagemap"), ("onnx",)),
-    "metadata-checkpoint-proc-self-mem": Case(ONNX, recorded("/proc/self/mem"), ("onnx",)),
+    "metadata-checkpoint-proc-self-pagemap": Case(onnx_fp32, recorded("/proc/self/pagemap"), ("onnx",)),
+    "metadata-checkpoint-proc-self-mem": Case(onnx_fp32, recorded("/proc/self/mem"), ("onnx",)),
     # docs/security.md's classes not already run through the command in tests/runtimes/test_inspection.py
     # (which does the SavedModel ReadFile/WriteFile and the TF.js ../ weights path).
     "torchscript-pickle-global-os-system": Case(TORCHSCRIPT, hostile.torchscript_pickle_global, says=REFUSED),
-    "onnx-external-data-outside": Case(ONNX, hostile.onnx_external_data_outside, ("onnx",), REFUSED),
-    "onnx-custom-domain-op": Case(ONNX, hostile.onnx_custom_domain, ("onnx",), REFUSED),
+    "onnx-external-data-outside": Case(onnx_fp32, hostile.onnx_external_data_outside, ("onnx",), REFUSED),
+    "onnx-custom-domain-op": Case(onnx_fp32, hostile.onnx_custom_domain, ("onnx",), REFUSED),
     "coreml-custom-layer": Case(lambda artifacts: None, hostile.coreml_custom_layer, ("coremltools",), REFUSED),
     "ncnn-custom-layer": Case(
         export("ncnn", "rvm_mobilenetv3_fp32_s0.5.ncnn.param", "--downsample-ratio", "0.5"),
@@ -138,8 +143,8 @@ def verify(path: Path, workspace: Workspace) -> subprocess.CompletedProcess:
     temporary files and cache there too; a run past TIMEOUT (a hang) fails the test, its process group killed."""
     env = dict(os.environ, TMPDIR=str(workspace.root / "tmp"), RVM_VERIFY_CACHE=str(workspace.root / "cache"))
     command = [str(Path(sys.executable).parent / "rvm-verify"), str(path), *COMMAND]
-    with subprocess.Popen(command, cwd=workspace.root, env=env, text=True, start_new_session=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:  # fmt: skip
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with subprocess.Popen(command, cwd=workspace.root, env=env, start_new_session=True, **pipes) as process:
         try:
             stdout, stderr = process.communicate(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
