@@ -28,6 +28,7 @@ from rvm_export.targets import COREML_SUFFIXES
 
 from .base import ExportError, ModelSource, atomic_output
 from .cli import export_with, output_option, source_options, user_errors
+from .reproducible import stable_coreml
 
 FORMATS = ("mlprogram", "neuralnetwork")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -273,6 +274,7 @@ def export_coreml(
     _describe(converted, metadata, case)
     with atomic_output(output, folder=fmt == "mlprogram") as tmp:
         converted.save(str(tmp))
+        stable_coreml(tmp)  # coremltools' map order and random package item names
     return output
 
 

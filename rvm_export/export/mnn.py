@@ -35,6 +35,7 @@ from rvm_export.contract.errors import first_line
 from .base import ExportError, ModelSource, atomic_output
 from .cli import export_with, output_option, source_options
 from .onnx import DEFAULT_OPSET, export_onnx
+from .reproducible import stable_mnn_uuid
 
 SUFFIX = ".mnn"
 CONVERT_TIMEOUT = 600
@@ -66,6 +67,7 @@ def export_mnn(model: MattingNetwork, output: str | Path, metadata: ArtifactMeta
         biz_code = json.dumps(json.loads(metadata.to_json()), separators=(",", ":"), sort_keys=True)
         with atomic_output(output) as tmp:
             convert(onnx_path, tmp, biz_code)
+            tmp.write_bytes(stable_mnn_uuid(tmp.read_bytes()))  # the converter writes a random UUID
     return output
 
 

@@ -25,6 +25,7 @@ output sizes depend on the ratio's *value* are restated here (model/ stays expor
 """
 
 import copy
+import io
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -179,7 +180,7 @@ def export_program(wrapper: Pt2MattingNetwork) -> torch.export.ExportedProgram:
     height = torch.export.Dim("height", min=MIN_SIZE, max=16384)
     width = torch.export.Dim("width", min=MIN_SIZE, max=16384)
     # Example states of full shape and batch 2: sizes 1 would be specialised (0/1 specialisation).
-    src = torch.rand(2, 3, 144, 256, dtype=dtype)
+    src = torch.rand(2, 3, 144, 256, generator=torch.Generator().manual_seed(0)).to(dtype)  # stored: seeded
     ratio = torch.tensor([0.5], dtype=torch.float32)
     with torch.inference_mode():
         states = [torch.zeros_like(r) for r in wrapper(src, *[torch.zeros(1, 1, 1, 1, dtype=dtype)] * 4, ratio)[2:]]
@@ -196,8 +197,10 @@ def export_program(wrapper: Pt2MattingNetwork) -> torch.export.ExportedProgram:
 def export_pt2(model: MattingNetwork, output: str | Path, metadata: ArtifactMetadata) -> Path:
     """Export ``model`` to an ExportedProgram file (``torch.export.save``) with the metadata inside."""
     program = export_program(Pt2MattingNetwork(model))
+    buffer = io.BytesIO()  # to a path, torch names the archive's top folder after the (temporary) file
+    torch.export.save(program, buffer, extra_files={METADATA_KEY: metadata.to_json()})
     with atomic_output(output) as tmp:
-        torch.export.save(program, str(tmp), extra_files={METADATA_KEY: metadata.to_json()})
+        tmp.write_bytes(buffer.getvalue())
     return Path(output)
 
 

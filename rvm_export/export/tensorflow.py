@@ -17,6 +17,7 @@ from rvm_export.contract.errors import first_line
 
 from .base import ExportError, ModelSource, atomic_output
 from .cli import export_with, output_option, source_options
+from .reproducible import stable_saved_model_fingerprint
 from .tf_port import TFMattingNetwork, from_torch
 
 SRC_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="src")
@@ -67,6 +68,7 @@ def export_saved_model(net: TFMattingNetwork, output: str | Path, metadata: Arti
             tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serving_default})
         except (ValueError, TypeError, tf.errors.OpError) as exc:
             raise ExportError(f"TensorFlow could not save the SavedModel: {first_line(exc)}")
+        stable_saved_model_fingerprint(tmp)  # TensorFlow writes a random uuid
     return Path(output)
 
 

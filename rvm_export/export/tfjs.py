@@ -27,6 +27,7 @@ from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
 from .base import ExportError, ModelSource, atomic_output
 from .cli import export_with, output_option, source_options
+from .reproducible import sorted_keys
 from .tensorflow import RATIO_SPEC, SRC_SPEC, STATE_SPECS
 from .tf_port import TFMattingNetwork, from_torch
 
@@ -119,7 +120,7 @@ def export_tfjs(net: TFMattingNetwork, output: str | Path, metadata: ArtifactMet
         "format": "graph-model",
         "generatedBy": tf.__version__,
         "convertedBy": "rvm-export (export/tfjs.py)",
-        "modelTopology": MessageToDict(graph_def),
+        "modelTopology": sorted_keys(MessageToDict(graph_def)),  # protobuf's map order varies per process
         "weightsManifest": [{"paths": paths, "weights": specs}],
         "signature": signature,
         "userDefinedMetadata": {METADATA_KEY: json.loads(metadata.to_json())},

@@ -13,6 +13,7 @@ from rvm_export.contract import METADATA_KEY, ArtifactMetadata
 
 from .base import ModelSource, at_precision, atomic_output
 from .cli import export_with, output_option, source_options
+from .reproducible import sorted_jit_constants
 
 SUFFIX = ".torchscript"
 # bf16: the network in bfloat16, the refiner in fp32. PyTorch computes bf16 natively where the CPU has
@@ -25,7 +26,8 @@ def export_torchscript(model: MattingNetwork, output: str | Path, metadata: Arti
 
     A frozen module has its weights inlined as constants (conv+BN folded): faster, but it has
     no parameters, so ``convert_video`` needs ``device=`` and ``dtype=`` passed explicitly."""
-    scripted = torch.jit.script(model.eval())
+    with sorted_jit_constants():  # the constants' order must not follow the process's string hash seed
+        scripted = torch.jit.script(model.eval())
     if freeze:
         scripted = torch.jit.freeze(scripted)
     buffer = io.BytesIO()  # serialised in memory: torch's file writer turns OS errors into RuntimeErrors
