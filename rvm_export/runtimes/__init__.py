@@ -5,9 +5,12 @@ inspected as data first (``inspection.py``): what would run code or reach outsid
 anything of it is loaded. Then the runtime opens it in a confined child process (``child.py``, ``sandbox.py``): the
 second line, for what the inspection cannot see."""
 
+import contextlib
 import os
+import sys
+import warnings
 from pathlib import Path
-from typing import Optional, Type
+from typing import Iterator, Optional, Type
 
 from rvm_export import extras
 from rvm_export.targets import TARGETS, UnknownArtifactError, load_entry, target_of
@@ -43,6 +46,28 @@ def runner_class(kind: str, entry: Optional[str] = None) -> Type[Runner]:
         raise RunnerError(text)
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """File descriptors 1 and 2 (what C++ libraries and Python warnings print) sent to /dev/null for the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
 def sandbox_required(require: bool = False) -> bool:
     return require or os.environ.get(REQUIRE_SANDBOX_ENV, "") not in ("", "0")
 
@@ -72,14 +97,16 @@ def open_runner(
             raise RunnerError(f"unknown {spec.title} backend {backend!r}; choose one of {', '.join(spec.backends)}")
         if backend != spec.backends[0]:
             entry = spec.backend_runner or entry
-    runner = runner_class(kind, entry)  # the runtime's extra is checked first: inspection reads with its parsers
+    with quiet():  # the runtimes' import-time chatter (absl, oneDNN, coremltools) is not the command's output
+        runner = runner_class(kind, entry)  # the runtime's extra is checked first: inspection reads with its parsers
     require = sandbox_required(require_sandbox)
     confinable, why = available()
     if require and not confinable:
         raise RunnerError(
             f"{path} cannot be run confined here: {why}; run it on Linux with Landlock", "require_sandbox"
         )
-    inspect_artifact(Path(path), kind)  # nothing of a stranger's file runs before its checks pass
+    with quiet():
+        inspect_artifact(Path(path), kind)  # nothing of a stranger's file runs before its checks pass
     policy = base_policy(Path(path).resolve(), "<scratch>")
     runner.sandbox_needs(policy, Path(path), device, backend)
     chosen = backend if entry != spec.runner else None

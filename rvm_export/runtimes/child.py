@@ -65,8 +65,9 @@ _CALLS = {  # the runner methods the parent may call by name, and the JSON shape
 
 
 def interpreter() -> List[str]:
-    """The command that starts a child's Python: this one (the emulated-core issue adds others here)."""
-    return [sys.executable]
+    """The command that starts a child's Python: this one (the emulated-core issue adds others here), with no
+    current folder on its import path (``-P``)."""
+    return [sys.executable, "-P"] if sys.version_info >= (3, 11) else [sys.executable]
 
 
 def _how(code: Optional[int]) -> str:
@@ -275,13 +276,15 @@ class ChildProcess:
             raise
 
     def said(self) -> str:
-        """The first line the runtime wrote to its output, quoted for an error (printable characters only)."""
+        """The last line the runtime wrote before it died (glibc's ``free(): invalid pointer``, a runtime's own
+        error, a Python exception: what came first is often an import's warning), printable characters only."""
         try:
-            self._output.seek(0)
+            size = self._output.seek(0, os.SEEK_END)
+            self._output.seek(max(size - (1 << 16), 0))
             text = self._output.read(1 << 16).decode("utf-8", "replace")
         except (OSError, ValueError):
             return ""
-        line = next((printable(line) for line in text.splitlines() if printable(line)), "")
+        line = next((printable(line) for line in reversed(text.splitlines()) if printable(line)), "")
         return f" ({self.runtime} said: {line})" if line else ""
 
     def _died(self, stage: str) -> RunnerError:
@@ -356,7 +359,9 @@ class ChildRunner(Runner):
     def __init__(self, kind: str, entry: str, path: Path, device: Optional[str], backend: Optional[str],
                  policy: Policy, require_sandbox: bool = False, threads: Optional[int] = None) -> None:  # fmt: skip
         self.kind, self.path = kind, Path(path)
-        target = {"entry": entry, "path": str(path), "device": device, "backend": backend, "threads": threads}
+        # the child runs in its scratch folder: it opens the absolute path, and says the user's in its messages
+        target = {"entry": entry, "path": str(Path(path).resolve()), "shown": str(path), "device": device}
+        target |= {"backend": backend, "threads": threads}
         target["require_sandbox"] = require_sandbox
         self.child = ChildProcess(kind, self.path, target, policy)
         ready = self.child.ready
@@ -509,12 +514,13 @@ def _answer(runner: Runner, states: Dict[int, Any], message: dict, arrays: List[
     raise RunnerError(f"no child operation {op!r}")
 
 
-def _error(exc: BaseException) -> dict:
+def _error(exc: BaseException, target: dict) -> dict:
     from rvm_export.contract.errors import RVMError, first_line
 
     if isinstance(exc, MemoryError):
         exc = RVMError(f"it ran out of its memory limit ({first_line(exc)}; RVM_SANDBOX_MEMORY_MB sets the limit)")
-    answer = {"error": first_line(exc, 1000), "runner_error": isinstance(exc, RVMError), "denied": _denied(exc)}
+    text = first_line(exc, 1000).replace(target["path"], target["shown"])
+    answer = {"error": text, "runner_error": isinstance(exc, RVMError), "denied": _denied(exc)}
     option = getattr(exc, "option", None)
     if isinstance(option, str):
         answer["option"] = option
@@ -537,7 +543,7 @@ def child_main(confinement: Tuple[bool, str]) -> None:
         hello = {"metadata": meta, "facts": facts, "confined": confined, "sandbox": sandbox, "wants_reference": wants}
         hello["probe"] = type(runner).probe is not Runner.probe
     except Exception as exc:  # noqa: BLE001 (every error is the parent's one line)
-        _send(sock, _error(exc))
+        _send(sock, _error(exc, target))
         return
     _send(sock, hello)
     states: Dict[int, Any] = {}
@@ -553,7 +559,7 @@ def child_main(confinement: Tuple[bool, str]) -> None:
             arrays = request_buffer.get(message["arrays"], copy=False) if "arrays" in message else []
             answer = _answer(runner, states, message, arrays, reply_buffer)
         except Exception as exc:  # noqa: BLE001
-            answer = _error(exc)
+            answer = _error(exc, target)
         for ident in message.get("release", []):
             states.pop(ident, None)
         _send(sock, answer)
