@@ -49,6 +49,11 @@ def test_wheel_installs_one_package_and_the_documented_import_names(wheel_names:
     assert sources <= wheel_names, sorted(sources - wheel_names)
 
 
+def test_wheel_holds_no_fuzzing_code(wheel_names: set) -> None:
+    """The fuzz driver, its mutations and per-format tables are test code (tests/fuzz/, ``python -m tests.fuzz``)."""
+    assert not [n for n in wheel_names if "fuzz" in n.lower()]
+
+
 @skip_unless_ci(shutil.which("node") is None, reason="needs Node.js on PATH")
 def test_tfjs_runner_says_how_to_install_its_npm_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rvm_export.contract import METADATA_KEY, ArtifactMetadata

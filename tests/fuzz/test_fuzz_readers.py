@@ -1,6 +1,7 @@
 """Corrupted files end cleanly (issue 18, item 3): a bounded fuzz of every artifact reader.
 
-Each format's good artifact is mutated ``PER_FORMAT[format]`` times by :mod:`rvm_export.verify.fuzz`
+Each format's good artifact is mutated ``PER_FORMAT[format]`` times by the fuzz driver (:mod:`tests.fuzz.driver`,
+its mutations and per-format tables in one module per encoding beside it)
 (truncations; byte changes in headers and anywhere; forged zip records, member bytes and pickle integers;
 protobuf fields with forged varints, lengths and repeated counts; flatbuffer vector lengths, indices, shapes
 and enums; JSON documents with huge shapes and sizes, wrong types, missing keys and deep nesting; OpenVINO
@@ -14,7 +15,7 @@ stderr beyond the one line fails the test, with the per-format tally and each fi
 The good artifacts are the session's shared exports from the real weights (the ones the conformance tests
 verify), so the fuzz adds no export of its own to a full run. The mutations are deterministic: the same inputs
 every run. A longer run of the same driver, with seeded artifacts it exports itself:
-``python -m rvm_export.verify.fuzz --per-format 200`` (see its --help).
+``python -m tests.fuzz --per-format 200`` from the repository root (see its --help).
 """
 
 import random
@@ -27,8 +28,8 @@ import pytest
 from tests.helpers import ArtifactCache, browser_missing, in_ci, node_missing, require, requires_node
 from tests.runtimes import executorch_edits, mnn_edits
 
-# Inputs per format: the first N of each format's mutations (their kinds follow the format's list in
-# rvm_export.verify.fuzz.formats), or the listed ones, sized so that the fuzz itself takes about a minute on a
+# Inputs per format: the first N of each format's mutations (their kinds follow the format's list in the FORMATS
+# of tests/fuzz/<encoding>_mutations.py), or the listed ones, sized so that the fuzz itself takes about a minute on a
 # 2-core CI machine (the tally prints each format's seconds; the whole test took 155 s with 12 formats at the
 # earlier, larger counts, so they were cut to these when ncnn and ExecuTorch joined). A torch.export program its
 # loader accepts takes 15-20 s to load and verify, one it refuses well under a second: CI runs pt2's structural
@@ -102,7 +103,10 @@ def _available(name: str) -> bool:
 def test_plan_covers_every_format_and_is_deterministic(tmp_path: Path) -> None:
     """Every registered reader is fuzzed, and one input is the same bytes however often it is made."""
     from rvm_export.targets import TARGETS
-    from rvm_export.verify.fuzz import Ctx, formats, mutate_json_text, pb_fields, plan
+    from tests.fuzz.driver import formats, plan
+    from tests.fuzz.json_mutations import mutate_json_text
+    from tests.fuzz.mutations import Ctx
+    from tests.fuzz.protobuf_mutations import pb_fields
 
     table = formats()
     assert set(PER_FORMAT) == set(GOOD) == set(table)
@@ -120,7 +124,7 @@ def test_plan_covers_every_format_and_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_corrupted_artifacts_end_cleanly(artifacts: ArtifactCache, tmp_path: Path) -> None:
-    from rvm_export.verify.fuzz import fuzz
+    from tests.fuzz.driver import fuzz
 
     goods = {name: make(artifacts) for name, make in GOOD.items() if _available(name)}
     assert goods, "no runtime is installed"
@@ -144,7 +148,7 @@ def _indices(name: str) -> Tuple[int, ...]:
 
 
 def _jobs(goods: Dict[str, Path]) -> List:
-    from rvm_export.verify.fuzz import formats, mutation
+    from tests.fuzz.driver import formats, mutation
 
     table = formats()
     return [mutation(table[name], i) for name in PER_FORMAT if name in goods for i in _indices(name)]
@@ -152,7 +156,7 @@ def _jobs(goods: Dict[str, Path]) -> List:
 
 def test_outcomes_are_classified() -> None:
     """What counts as clean and what as a finding, on replies of each kind (the worker's and the parent's)."""
-    from rvm_export.verify.fuzz import GB, classify
+    from tests.fuzz.driver import GB, classify
 
     error = "rvm-verify: error: x is not a loadable ONNX model: truncated\n"
     log = "W0000 00:00:1796161093.523625   30686 op_kernel.cc:1858] OP_REQUIRES failed\n"
