@@ -299,6 +299,10 @@ class ChildProcess:
             "the runtime trusts and the inspection does not read (docs/security.md); it is not a model rvm-export wrote"
         )
 
+    def handle(self, ident: Any) -> "_State":
+        """The parent's handle on the child's state ``ident`` (released in the child when dropped here)."""
+        return _State(self, int(ident))
+
     def request(
         self, message: dict, arrays: Sequence[np.ndarray] = (), stage: str = "", timeout: float = FRAME_TIMEOUT
     ) -> Tuple[dict, List[np.ndarray]]:
@@ -399,7 +403,7 @@ class ChildRunner(Runner):
 
     def initial_state(self, batch: int) -> Any:
         answer, _ = self.child.request({"op": "initial_state", "batch": batch}, stage="preparing")
-        return _State(self.child, int(answer["state"]))
+        return self.child.handle(answer["state"])
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Outputs, Any]:
         self.child.frames += 1
@@ -410,7 +414,7 @@ class ChildRunner(Runner):
         names = answer.get("names")
         if not isinstance(names, list) or len(names) != len(arrays):
             raise RunnerError("the runtime's child process answered outputs without their names")
-        return dict(zip(map(str, names), arrays, strict=True)), _State(self.child, int(answer["state"]))
+        return dict(zip(map(str, names), arrays, strict=True)), self.child.handle(answer["state"])
 
     def fixed_case(self) -> Optional[Tuple[int, int, float]]:
         value = self._call("fixed_case")

@@ -33,21 +33,17 @@ class ProbeProxy(Probe):
         self.child.request(message, arrays, stage="preparing the probe of")
 
     def initial_state(self, batch: int) -> Any:
-        from .child import _State
-
         answer, _ = self.child.request({"op": "probe", "action": "initial_state", "batch": batch}, stage="probing")
-        return _State(self.child, int(answer["state"]))
+        return self.child.handle(answer["state"])
 
     def infer(self, src: np.ndarray, state: Any, downsample_ratio: float) -> Tuple[Dict[str, np.ndarray], Any]:
-        from .child import _State
-
         self.child.frames += 1
         message = {"op": "probe", "action": "infer", "state": state.id, "ratio": float(downsample_ratio)}
         answer, arrays = self.child.request(message, [np.asarray(src, np.float32)])
         names = answer.get("names")
         if not isinstance(names, list) or len(names) != len(arrays):
             raise RunnerError("the runtime's child process answered a probe without its module names")
-        return dict(zip(map(str, names), arrays, strict=True)), _State(self.child, int(answer["state"]))
+        return dict(zip(map(str, names), arrays, strict=True)), self.child.handle(answer["state"])
 
 
 def serve_probe(runner: Any, states: Dict[int, Any], message: dict, arrays: List[np.ndarray], reply: Any) -> dict:

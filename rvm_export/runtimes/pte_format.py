@@ -60,7 +60,6 @@ class PteProgram:
         return method.strings[0] if method is not None and len(method.strings) == 1 else None
 
 
-_Reader = FlatbufferReader  # the name tests/security/hostile.py imports (not this change's to edit)
 
 
 def _header(buf: bytes) -> Dict[str, int]:

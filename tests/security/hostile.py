@@ -289,10 +289,10 @@ def mnn_plugin_op(good: Path, folder: Path, bait: Bait) -> Path:
     """The first Convolution (OpType 12) made a Plugin op (256): MNN runs what the app registers for it."""
     import struct
 
-    from rvm_export.runtimes.pte_format import _Reader  # the flatbuffer reader tests/runtimes/test_mnn.py uses
+    from rvm_export.runtimes.inspection_readers import FlatbufferReader
 
     data = bytearray(good.read_bytes())
-    reader = _Reader(bytes(data))
+    reader = FlatbufferReader(bytes(data))
     ops = reader.tables(reader.u32(0), 3)
     conv = next(op for op in ops if reader.scalar("i", reader.field(op, 5)) == 12)
     struct.pack_into("<i", data, reader.field(conv, 5), 256)
