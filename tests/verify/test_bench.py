@@ -210,10 +210,11 @@ def test_accuracy_reports_non_finite_outputs_as_nan() -> None:
 
 def test_threads_pin_openvino_too(artifacts: ArtifactCache) -> None:
     require("openvino")
-    from rvm_export.verify.api import open_artifact
+    from rvm_export.runtimes.openvino import OpenVinoRunner
     from rvm_export.verify.bench import pin_threads
 
-    runner, _ = open_artifact(artifacts.export("openvino", "rvm_mobilenetv3_fp32.xml"))
+    # the runner class in this process, to read its compiled model (through open_runner it is the child's)
+    runner = OpenVinoRunner(artifacts.export("openvino", "rvm_mobilenetv3_fp32.xml"))
     precision = runner.compiled.get_property("INFERENCE_PRECISION_HINT")
     pin_threads(runner, 1)
     assert runner.compiled.get_property("INFERENCE_NUM_THREADS") == 1
