@@ -523,7 +523,12 @@ def _error(exc: BaseException, target: dict) -> dict:
 
     if isinstance(exc, MemoryError):
         exc = RVMError(f"it ran out of its memory limit ({first_line(exc)}; RVM_SANDBOX_MEMORY_MB sets the limit)")
-    text = first_line(exc, 1000).replace(target["path"], target["shown"])
+    if isinstance(exc, RVMError):
+        text = first_line(exc, 1000)
+    else:  # the runtime's own error: its type, and first and last lines (TorchScript puts the cause last)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
+        text = f"{type(exc).__name__}: {lines[0] if len(lines) == 1 else f'{lines[0]} ... {lines[-1]}'}"[:1000]
+    text = text.replace(target["path"], target["shown"])
     answer = {"error": text, "runner_error": isinstance(exc, RVMError), "denied": _denied(exc)}
     option = getattr(exc, "option", None)
     if isinstance(option, str):
