@@ -68,7 +68,7 @@ def test_official_style_onnx_passes(tmp_path: Path) -> None:
 
 
 def test_dynamo_onnx_export_of_the_eager_model_passes(eager: torch.nn.Module, tmp_path: Path) -> None:
-    pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript (not in constraints)")
+    pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript (the dev extra)")
     path = tmp_path / "dynamo.onnx"
     program = torch.onnx.export(eager, (torch.rand(1, 3, 64, 64), *_states()), dynamo=True)
     program.save(str(path))
