@@ -38,8 +38,8 @@ from rvm_export.contract import ArtifactMetadata
 from .base import ArtifactFacts, Outputs, Runner, RunnerError
 from .sandbox import Policy, available
 
-LOAD_TIMEOUT = 600  # seconds; a child that neither answers nor dies is killed and reported
-FRAME_TIMEOUT = 600
+TIMEOUT_ENV = "RVM_CHILD_TIMEOUT"  # seconds a child may take to load, or to answer one frame (default 600)
+LOAD_TIMEOUT = FRAME_TIMEOUT = 600.0  # a child that neither answers nor dies in time is killed and reported
 MAX_MESSAGE = 64 << 20
 SANDBOX_FILE = str(Path(__file__).with_name("sandbox.py"))
 _BOOT = (
@@ -304,8 +304,9 @@ class ChildProcess:
         return _State(self, int(ident))
 
     def request(
-        self, message: dict, arrays: Sequence[np.ndarray] = (), stage: str = "", timeout: float = FRAME_TIMEOUT
+        self, message: dict, arrays: Sequence[np.ndarray] = (), stage: str = "", timeout: Optional[float] = None
     ) -> Tuple[dict, List[np.ndarray]]:
+        timeout = timeout or float(os.environ.get(TIMEOUT_ENV) or FRAME_TIMEOUT)
         message = {**message, "release": self.released[:]}
         del self.released[:]
         stage = stage or f"on frame {self.frames} of"
@@ -314,8 +315,15 @@ class ChildProcess:
                 message["arrays"] = self._request.put(arrays)
             if message["op"] != "hello":
                 _send(self._sock, message)
-            self._sock.settimeout(timeout if message["op"] != "hello" else LOAD_TIMEOUT)
+            self._sock.settimeout(timeout)
             answer = _recv(self._sock)
+        except TimeoutError:
+            self._process.kill()  # its namespace's init dies with it (PR_SET_PDEATHSIG), and all it started
+            self._process.wait()
+            raise RunnerError(
+                f"{self.runtime} did not answer within {timeout:g} s {stage} {printable(self.path.name)}: killed "
+                f"({TIMEOUT_ENV} sets the limit)"
+            ) from None
         except (EOFError, OSError, ValueError, struct.error):
             raise self._died(stage) from None
         if "error" in answer:
@@ -399,7 +407,7 @@ class ChildRunner(Runner):
         arrays = [weights[name].detach().float().cpu().numpy() for name in weights]
         message = {"op": "reference", "names": list(weights), "variant": reference.variant}
         message["refiner"] = reference.refiner_name
-        self.child.request(message, arrays, stage="checking the weights of", timeout=LOAD_TIMEOUT)
+        self.child.request(message, arrays, stage="checking the weights of")
 
     def initial_state(self, batch: int) -> Any:
         answer, _ = self.child.request({"op": "initial_state", "batch": batch}, stage="preparing")

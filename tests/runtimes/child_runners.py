@@ -41,6 +41,10 @@ class ActingRunner(Runner):
             os.kill(int(target), 0)
         if self.mode == "environ":
             Path(f"/proc/{target}/environ").read_bytes()
+        if self.mode == "hang":
+            import time
+
+            time.sleep(3600)
         if self.mode == "memory":
             np.ones(int(target) << 20, np.uint8)
 

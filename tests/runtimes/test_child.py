@@ -141,6 +141,12 @@ def test_tcp_abstract_sockets_signals_and_other_processes_are_out_of_reach(artif
             child(artifact, monkeypatch, mode, str(os.getpid())).close()
 
 
+def test_a_hang_is_killed_at_the_timeout_with_one_line(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RVM_CHILD_TIMEOUT", "3")
+    with pytest.raises(RunnerError, match=r"test did not answer within 3 s loading model.test: killed"):
+        child(artifact, monkeypatch, "hang")
+
+
 def test_the_memory_limit_is_one_line(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RVM_SANDBOX_MEMORY_MB", "300")
     with pytest.raises(RunnerError, match="ran out of its memory limit"):
