@@ -1,17 +1,19 @@
 """``from inference import convert_video`` and ``python inference.py ...``, as the RVM documentation shows.
 
-A thin re-export: the code lives in :mod:`rvm_export.inference.convert` (also installed as ``rvm-convert``).
+A thin re-export: the code lives in :mod:`rvm_export.inference` (the public names: :mod:`rvm_export.inference.convert`;
+the command line, also installed as ``rvm-convert``: :mod:`rvm_export.inference.cli`).
 """
 
 from rvm_export.inference.convert import (
     DEFAULT_PRESET,
     GREEN,
     ConversionResult,
+    LibraryResult,
     auto_downsample_ratio,
     convert_video,
+    convert_videos,
     main,
 )
-from rvm_export.inference.library import LibraryResult, convert_videos
 
 __all__ = [
     "DEFAULT_PRESET",

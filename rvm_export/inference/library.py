@@ -9,14 +9,16 @@ the marker's sight (the marker deleted) before it is converted again.
 
 The work is a list of jobs: a whole input, or with ``chunk_frames`` a range of one input's frames that starts
 ``warmup_frames`` early (its recurrent state converges on frames whose outputs are dropped) and is written as PNG
-parts under ``OUT/<stem>/.parts/``, joined into the outputs once every chunk of the input is done. Jobs run one
-after another here, or on Ray (``ray='auto'`` or a cluster address; :mod:`rvm_export.inference.ray_backend`).
+parts under ``OUT/<stem>/.parts/``, joined into the outputs once every chunk of the input is done. The jobs and
+``run_job`` are :mod:`rvm_export.inference.jobs`; the library plans them, hands them to an executor (one after
+another in this process, :class:`~rvm_export.inference.jobs.LocalExecutor`, or on Ray with ``ray='auto'`` or a
+cluster address, :mod:`rvm_export.inference.ray_backend`), joins chunks and writes the markers.
 """
 
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -26,136 +28,13 @@ import torch
 
 from rvm_export.contract.errors import USER_ERRORS, InferenceError, first_line
 from rvm_export.contract.files import PendingPath, remove, write_atomic
-from rvm_export.inference.backends import make_backend
-from rvm_export.inference.convert import (
-    DEFAULT_PRESET,
-    ENCODER_NICE,
-    ENCODER_THREADS,
-    OUTPUT_TYPES,
-    _check_arguments,
-    _fit_fixed_case,
-    _run,
-    _Sink,
-    convert_video,
-)
-from rvm_export.inference.io import (
-    ImageSequenceReader,
-    ImageSequenceWriter,
-    VideoReader,
-    VideoWriter,
-    check_writable,
-    open_reader,
-)
+from rvm_export.inference.engine import DEFAULT_PRESET, ENCODER_THREADS, Settings, output_paths
+from rvm_export.inference.io import VideoWriter, check_writable, open_reader
+from rvm_export.inference.jobs import PARTS, Executor, Job, JobResult, LocalExecutor, ModelSource, part_folder
 
 MARKER = ".rvm-convert.json"  # OUT/<stem>/MARKER: the input is complete
-PARTS = ".parts"  # OUT/<stem>/PARTS/<chunk>/<output>/: a chunk's frames as PNGs until they are joined
 # Frames each chunk runs before its own (outputs dropped): benchmarks/chunk_seams.py, docs/inference.md.
 DEFAULT_WARMUP_FRAMES = 64
-OUTPUT_NAMES = ("composition", "alpha", "foreground")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What convert_video is asked for each input, the output paths relative to the input's folder."""
-
-    outputs: Dict[str, Optional[str]]
-    output_type: str = "video"
-    input_resize: Optional[Tuple[int, int]] = None
-    downsample_ratio: Optional[float] = None
-    output_video_mbps: Optional[float] = None
-    output_video_preset: Optional[str] = DEFAULT_PRESET
-    output_video_crf: Optional[float] = None
-    seq_chunk: int = 1
-    num_workers: int = 0
-
-    def requested(self) -> Dict[str, str]:
-        return {name: path for name, path in self.outputs.items() if path}
-
-    def record(self) -> Dict[str, Any]:
-        """JSON-able, compared with a marker's."""
-        data = asdict(self)
-        data["input_resize"] = list(self.input_resize) if self.input_resize else None
-        return data
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """How a worker gets the model: a checkpoint or an artifact path (loaded once per worker), or an object."""
-
-    checkpoint: Optional[str] = None
-    artifact: Optional[str] = None
-    obj: Any = None
-    variant: Optional[str] = None
-    refiner: Optional[str] = None
-    device: Optional[str] = None
-    dtype: Optional[str] = None  # "float32" / "float16"; for an object: what convert_video's dtype= takes
-
-    @property
-    def label(self) -> str:
-        """What the done-marker records of the model (a path, or the object's type)."""
-        if self.checkpoint or self.artifact:
-            return str(Path(self.checkpoint or self.artifact).resolve())  # type: ignore[arg-type]
-        return type(self.obj).__name__
-
-    def load(self) -> Tuple[Any, Callable[[], None]]:
-        """(what convert_video takes, a function that releases it): an artifact is opened once here."""
-        if self.checkpoint is not None:
-            from rvm_export.inference.convert import _load_model
-
-            device = self.device or "cpu"
-            return _load_model(self.checkpoint, None, self.variant, self.refiner, device, self.dtype or "float32"), (
-                lambda: None
-            )
-        if self.artifact is not None:
-            backend = make_backend(self.artifact)
-            return backend.runner, backend.close  # type: ignore[attr-defined]
-        return self.obj, lambda: None
-
-    def torch_dtype(self) -> Optional[torch.dtype]:
-        if self.obj is not None and isinstance(self.dtype, torch.dtype):
-            return self.dtype
-        return None
-
-
-def model_source(
-    model: Any, device: Optional[str | torch.device] = None, dtype: Optional[torch.dtype] = None
-) -> ModelSource:
-    """A ModelSource for what ``convert_videos`` was given: a checkpoint (.pth) or artifact path, or an object."""
-    if isinstance(model, ModelSource):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if not path.exists():
-            raise InferenceError(f"model not found: {path}")
-        dev = str(device) if device is not None else None
-        if path.suffix == ".pth":
-            return ModelSource(checkpoint=str(path), device=dev, dtype="float16" if dtype == torch.float16 else None)
-        return ModelSource(artifact=str(path))
-    return ModelSource(obj=model, device=str(device) if device is not None else None, dtype=dtype)
-
-
-@dataclass(frozen=True)
-class Job:
-    """A whole input (``part`` None) or frames ``[first, end)`` of it whose outputs from ``start`` on are kept."""
-
-    input: str
-    folder: str
-    part: Optional[int] = None
-    first: int = 0
-    start: int = 0
-    end: Optional[int] = None
-    frames: int = 0  # frames it puts through the model (warm-up included), as planned
-
-    @property
-    def key(self) -> str:
-        return self.input if self.part is None else f"{self.input}#{self.part}"
-
-
-@dataclass
-class JobResult:
-    frames: int = 0  # frames through the model (warm-up included)
-    seconds: float = 0.0
-    error: Optional[str] = None
 
 
 @dataclass
@@ -257,146 +136,6 @@ def _chunks(length: int, chunk_frames: int, warmup: int) -> Iterator[Tuple[int, 
         yield max(0, start - warmup), start, end
 
 
-# ----------------------------------------------------------------------------- running a job (in a worker)
-
-
-class _FrameRange:
-    """Frames ``[first, end)`` of a reader (``end`` None: to the end), looking like a reader to convert's _run."""
-
-    def __init__(self, reader: VideoReader | ImageSequenceReader, first: int, end: Optional[int], workers: int) -> None:
-        self.reader, self.first, self.workers = reader, first, workers
-        self.end = end
-        self.frame_rate = reader.frame_rate
-        self.size = reader.size
-
-    def __len__(self) -> int:
-        end = len(self.reader) if self.end is None else self.end
-        return max(0, end - self.first)
-
-    def iter_arrays(self) -> Iterator[np.ndarray]:
-        if isinstance(self.reader, ImageSequenceReader):
-            end = len(self.reader) if self.end is None else self.end
-            yield from (self.reader.read_array(i) for i in range(self.first, end))
-            return
-        for index, array in enumerate(self.reader.iter_arrays()):  # decoding from the start: exact, no seeking
-            if self.end is not None and index >= self.end:
-                return
-            if index >= self.first:
-                yield array
-
-
-class _Drop:
-    """A sink that drops the first ``count`` frames it is given (a chunk's warm-up)."""
-
-    def __init__(self, sink: _Sink, count: int) -> None:
-        self.sink, self.count = sink, count
-
-    def put(self, frames: np.ndarray) -> None:
-        if self.count >= len(frames):
-            self.count -= len(frames)
-            return
-        self.sink.put(frames[self.count :])
-        self.count = 0
-
-
-def _clear_partials(folder: Path, settings: Settings) -> None:
-    """Temporary outputs a killed worker left (its atomic writer never ran to the end)."""
-    for rel in settings.requested().values():
-        target = folder / rel
-        if target.parent.is_dir():
-            for stale in target.parent.glob(f".{target.stem}.partial-*"):
-                remove(stale)
-
-
-def part_folder(job: Job) -> Path:
-    return Path(job.folder) / PARTS / f"{job.part:05d}"
-
-
-def _run_part(model: Any, job: Job, settings: Settings, device: Any, dtype: Any, on_frames: Callable) -> int:
-    folder = part_folder(job)
-    remove(folder)
-    folder.mkdir(parents=True)
-    reader = open_reader(job.input, resize=settings.input_resize)
-    backend = make_backend(model, device, dtype)
-    try:
-        resize, ratio = _fit_fixed_case(backend, settings.input_resize, settings.downsample_ratio)
-        if resize != settings.input_resize:
-            reader = open_reader(job.input, resize=resize)
-        source = _FrameRange(reader, job.first, job.end, settings.num_workers)
-        writers = {name: ImageSequenceWriter(folder / name, "png") for name in settings.requested()}
-        sinks = {name: _Sink(writer, nice=ENCODER_NICE) for name, writer in writers.items()}
-        try:
-            frames, _ = _run(
-                backend, source, {n: _Drop(s, job.start - job.first) for n, s in sinks.items()},  # type: ignore[misc]
-                settings.output_type, ratio, settings.seq_chunk, 0, False, on_frames,
-            )  # fmt: skip
-            wanted = len(source) if job.end is not None else frames
-            if frames != wanted or frames <= job.start - job.first:
-                raise InferenceError(f"{job.input} ended after {job.first + frames} frames, before frame {job.end}")
-            for sink in sinks.values():
-                sink.finish()
-        except BaseException:
-            for sink in sinks.values():
-                sink.abort()
-            raise
-    finally:
-        backend.close()
-    return frames
-
-
-def run_job(
-    model: Any,
-    job: Job,
-    settings: Settings,
-    device: Any = None,
-    dtype: Any = None,
-    on_frames: Optional[Callable[[int], None]] = None,
-) -> JobResult:
-    """Run one job with a loaded model (a fresh recurrent state); errors come back as the result's one line."""
-    start = time.perf_counter()
-    done = [0]
-
-    def count(n: int) -> None:
-        done[0] += n
-        if on_frames is not None:
-            on_frames(n)
-
-    try:
-        if job.part is not None:
-            frames = _run_part(model, job, settings, device, dtype, count)
-        else:
-            folder = Path(job.folder)
-            _clear_partials(folder, settings)
-            outputs = {name: (str(folder / rel) if rel else None) for name, rel in settings.outputs.items()}
-            result = convert_video(
-                model,
-                job.input,
-                input_resize=settings.input_resize,
-                downsample_ratio=settings.downsample_ratio,
-                output_type=settings.output_type,
-                output_composition=outputs.get("composition"),
-                output_alpha=outputs.get("alpha"),
-                output_foreground=outputs.get("foreground"),
-                output_video_mbps=settings.output_video_mbps,
-                seq_chunk=settings.seq_chunk,
-                num_workers=settings.num_workers,
-                progress=False,
-                device=device,
-                dtype=dtype,
-                output_video_preset=settings.output_video_preset,
-                output_video_crf=settings.output_video_crf,
-                on_frames=count,
-            )
-            frames = result.frames
-    except USER_ERRORS as exc:
-        return JobResult(done[0], time.perf_counter() - start, str(exc))
-    except ImportError as exc:
-        return JobResult(done[0], time.perf_counter() - start, f"a module is missing: {first_line(exc)}")
-    except Exception as exc:  # a bug or a runtime's own failure: one input's, the others go on
-        return JobResult(done[0], time.perf_counter() - start, f"{type(exc).__name__}: {first_line(exc)}")
-    return JobResult(frames, time.perf_counter() - start)
-
-
 # ----------------------------------------------------------------------------- joining chunks (the driver)
 
 
@@ -448,22 +187,13 @@ def join_parts(folder: Path, jobs: List[Job], settings: Settings, frame_rate: Fr
 # ----------------------------------------------------------------------------- the library
 
 
-def _check_settings(settings: Settings, chunk_frames: Optional[int], warmup_frames: int) -> None:
-    _check_arguments(
-        settings.downsample_ratio,
-        settings.output_type,
-        settings.outputs,
-        settings.output_video_mbps,
-        settings.seq_chunk,
-        settings.num_workers,
-    )
+# ----------------------------------------------------------------------------- the library
+
+
+def check_library(settings: Settings, chunk_frames: Optional[int], warmup_frames: int) -> None:
+    """The library's arguments, before anything runs: the settings, output names inside each input's folder, chunking."""
+    settings.check()
     _check_relative(settings)
-    if settings.output_type not in OUTPUT_TYPES:
-        raise InferenceError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}")
-    if settings.output_type != "video" and (settings.output_video_mbps or settings.output_video_crf) is not None:
-        raise InferenceError("output_video_mbps and output_video_crf only apply to output_type='video'")
-    if settings.output_video_mbps is not None and settings.output_video_crf is not None:
-        raise InferenceError("pass output_video_mbps (a bit rate) or output_video_crf (a quality), not both")
     if chunk_frames is not None and (not isinstance(chunk_frames, int) or chunk_frames < 1):
         raise InferenceError(f"chunk_frames must be an integer >= 1, got {chunk_frames}", "chunk_frames")
     if not isinstance(warmup_frames, int) or warmup_frames < 0:
@@ -579,7 +309,7 @@ def convert_videos(
     is close to, not bit-identical with, the sequential run (docs/inference.md).
     """
     settings = Settings(
-        {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground},
+        output_paths(output_composition, output_alpha, output_foreground),
         output_type,
         tuple(input_resize) if input_resize else None,  # type: ignore[arg-type]
         downsample_ratio,
@@ -589,22 +319,37 @@ def convert_videos(
         seq_chunk,
         num_workers,
     )
-    _check_settings(settings, chunk_frames, warmup_frames)
-    source = model_source(model, device, dtype)
+    return convert_library(
+        model, inputs, output_dir, settings, progress=progress, device=device, dtype=dtype, overwrite=overwrite,
+        ray=ray, chunk_frames=chunk_frames, warmup_frames=warmup_frames, worker_cpus=worker_cpus,
+        max_retries=max_retries,
+    )  # fmt: skip
+
+
+def convert_library(
+    model: Any,
+    inputs: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    settings: Settings,
+    *,
+    progress: bool = True,
+    device: Optional[str | torch.device] = None,
+    dtype: Optional[torch.dtype] = None,
+    overwrite: bool = False,
+    ray: Optional[str] = None,
+    chunk_frames: Optional[int] = None,
+    warmup_frames: int = DEFAULT_WARMUP_FRAMES,
+    worker_cpus: float = 1,
+    max_retries: int = 2,
+) -> LibraryResult:
+    """:func:`convert_videos` with convert_video's options in one :class:`~rvm_export.inference.engine.Settings`
+    (output paths relative to each input's folder); ``model`` may also be a ModelSource."""
+    check_library(settings, chunk_frames, warmup_frames)
+    source = ModelSource.of(model, device, dtype)
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise InferenceError(f"{output_dir} is a file; output_dir must be a folder", "output_dir")
-    if ray is not None:
-        from rvm_export.inference import ray_backend
-
-        if source.obj is not None and not isinstance(source.obj, torch.nn.Module):
-            raise InferenceError(
-                "on Ray, pass a module, a checkpoint or an artifact path (a runner stays in its process)"
-            )
-
-        runner: Any = ray_backend.RayRunner(ray, source, worker_cpus, max_retries)
-    else:
-        runner = LocalRunner(source)
+    executor = _executor(source, ray, worker_cpus, max_retries)
     start = time.perf_counter()
     result = LibraryResult()
     try:
@@ -621,13 +366,24 @@ def convert_videos(
 
         total = sum(item.total for item in todo)
         with tqdm(total=total, disable=not progress, dynamic_ncols=True, unit="frame") as bar:
-            runner.run([job for item in todo for job in item.jobs], settings, done, bar)
+            executor.run([job for item in todo for job in item.jobs], settings, done, bar)
     finally:
-        runner.close()
+        executor.close()
     result.seconds = time.perf_counter() - start
     order = {str(Path(p).resolve()): i for i, p in enumerate(inputs)}
     result.inputs.sort(key=lambda r: order.get(r.input, 0))
     return result
+
+
+def _executor(source: ModelSource, ray: Optional[str], worker_cpus: float, max_retries: int) -> Executor:
+    """Where the jobs run: one after another here (the model loaded now), or on Ray actors."""
+    if ray is None:
+        return LocalExecutor(source)
+    from rvm_export.inference import ray_backend
+
+    if source.obj is not None and not isinstance(source.obj, torch.nn.Module):
+        raise InferenceError("on Ray, pass a module, a checkpoint or an artifact path (a runner stays in its process)")
+    return ray_backend.RayExecutor(ray, source, worker_cpus, max_retries)
 
 
 def report(result: LibraryResult, echo: Callable[[str], None]) -> int:
@@ -643,30 +399,17 @@ def report(result: LibraryResult, echo: Callable[[str], None]) -> int:
     return 1 if result.failed else 0
 
 
-class LocalRunner:
-    """Every job one after another in this process, the model loaded once (load errors raise here)."""
-
-    def __init__(self, source: ModelSource) -> None:
-        self.source = source
-        self.model, self.release = source.load()
-
-    def run(self, jobs: List[Job], settings: Settings, done: Callable[[Job, JobResult], None], bar: Any) -> None:
-        device = self.source.device if self.source.obj is not None else None
-        for job in jobs:
-            done(job, run_job(self.model, job, settings, device, self.source.torch_dtype(), bar.update))
-
-    def close(self) -> None:
-        self.release()
-
-
 __all__ = [
     "DEFAULT_WARMUP_FRAMES",
     "MARKER",
     "InputResult",
     "LibraryResult",
     "ModelSource",
+    "check_library",
+    "convert_library",
     "convert_videos",
     "is_complete",
+    "join_parts",
     "report",
     "stem",
 ]

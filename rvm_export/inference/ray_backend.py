@@ -1,9 +1,10 @@
 """``convert_videos(..., ray=...)``: the jobs (whole inputs or chunks) on Ray actors.
 
 One actor per worker slot (``worker_cpus`` CPUs each; one GPU each when the model runs on CUDA) loads the
-model once and runs one job at a time, each with a fresh recurrent state, through the same ``run_job`` as a
-run in this process, so its outputs are the same bytes. The driver hands a job to each idle actor and collects
-the results; progress comes from a small actor the workers report their frame counts to.
+model once and runs one job at a time, each with a fresh recurrent state, through the same ``run_job``
+(:mod:`rvm_export.inference.jobs`) as a run in this process, so its outputs are the same bytes. The driver hands
+a job to each idle actor and collects the results; progress comes from a small actor the workers report their
+frame counts to.
 
 Nothing is lost silently: an actor whose process dies is restarted by Ray (``max_restarts``) and its job rerun
 (``max_task_retries``), and when that is used up the job comes back as :class:`ray.exceptions.RayActorError`,
@@ -16,7 +17,8 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from rvm_export.contract.errors import USER_ERRORS, InferenceError, MissingExtraError, first_line
-from rvm_export.inference.library import Job, JobResult, ModelSource, Settings, run_job
+from rvm_export.inference.engine import Settings
+from rvm_export.inference.jobs import Job, JobResult, ModelSource, run_job
 
 REPORT_SECONDS = 0.5  # how often a worker reports its progress, and the driver looks
 
@@ -81,8 +83,7 @@ class Worker:
                 last[0] = time.monotonic()
                 progress.report.remote(job.key, done[0])
 
-        device = self.source.device if self.source.obj is not None else None
-        return run_job(self.model, job, settings, device, self.source.torch_dtype(), report)
+        return run_job(self.model, job, settings, self.source.run_device(), self.source.torch_dtype(), report)
 
 
 class Progress:
@@ -98,8 +99,8 @@ class Progress:
         return dict(self.frames)
 
 
-class RayRunner:
-    """Runs jobs on Ray actors; ``max_retries`` restarts of a dead worker (and reruns of its job)."""
+class RayExecutor:
+    """The library's jobs on Ray actors (an :class:`~rvm_export.inference.jobs.Executor`); ``max_retries`` restarts of a dead worker (and reruns of its job)."""
 
     def __init__(self, address: str, source: ModelSource, worker_cpus: float = 1, max_retries: int = 2) -> None:
         if not worker_cpus > 0:
@@ -187,4 +188,4 @@ class RayRunner:
         self.actors, self.progress = [], None
 
 
-__all__ = ["RayRunner", "connect"]
+__all__ = ["RayExecutor", "connect"]

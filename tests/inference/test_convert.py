@@ -162,13 +162,13 @@ def test_crf_replaces_the_bit_rate(real_model, clip: Path, tmp_path: Path) -> No
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities are per thread on Linux")
 def test_encoder_threads_run_below_the_model() -> None:
-    """_lower_priority lowers only the calling thread (the model's threads keep theirs)."""
-    from rvm_export.inference.convert import _lower_priority
+    """lower_priority lowers only the calling thread (the model's threads keep theirs)."""
+    from rvm_export.inference.engine import lower_priority
 
     seen = {}
 
     def worker() -> None:
-        _lower_priority(3)
+        lower_priority(3)
         seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
@@ -183,24 +183,24 @@ def test_rendering_rounds_clamps_and_composes_like_the_float_formula() -> None:
     import torch
 
     from inference import GREEN as BACKGROUND
-    from rvm_export.inference.convert import _to_uint8
+    from rvm_export.inference.engine import to_uint8
 
     x = torch.tensor([-0.1, 0.0, 0.4 / 255, 0.6 / 255, 0.5, 1.0, 1.2]).view(1, 1, 1, 7).expand(2, 3, 1, 7)
-    out = _to_uint8(x)
+    out = to_uint8(x)
     assert out.shape == (2, 1, 7, 3) and out.dtype == np.uint8
     assert out[0, 0, :, 0].tolist() == [0, 0, 0, 1, 128, 255, 255]  # rounded to nearest, clamped, channels last
 
     rng = torch.Generator().manual_seed(0)
     fgr, pha = torch.rand(2, 3, 5, 9, generator=rng), torch.rand(2, 1, 5, 9, generator=rng)
     expected = (fgr * pha + torch.tensor(BACKGROUND).view(1, 3, 1, 1) / 255 * (1 - pha)) * 255
-    composed = _to_uint8(fgr, pha, BACKGROUND).astype(np.float64)
+    composed = to_uint8(fgr, pha, BACKGROUND).astype(np.float64)
     assert np.abs(composed - expected.permute(0, 2, 3, 1).numpy()).max() <= 0.5 + 1e-4
 
 
 def test_an_artifact_with_its_ratio_baked_in_defaults_to_it_and_refuses_another() -> None:
     from rvm_export.contract.errors import InferenceError
     from rvm_export.inference.backends import Backend
-    from rvm_export.inference.convert import _fit_fixed_case
+    from rvm_export.inference.engine import fit_fixed_case
 
     class Baked(Backend):  # ncnn: dynamic size, ratio fixed at export
         def fixed_ratio(self):
@@ -209,7 +209,7 @@ def test_an_artifact_with_its_ratio_baked_in_defaults_to_it_and_refuses_another(
         def __call__(self, frames, downsample_ratio):
             raise AssertionError("not run")
 
-    assert _fit_fixed_case(Baked(), None, None) == (None, 0.5)
-    assert _fit_fixed_case(Baked(), (64, 48), 0.5) == ((64, 48), 0.5)
+    assert fit_fixed_case(Baked(), None, None) == (None, 0.5)
+    assert fit_fixed_case(Baked(), (64, 48), 0.5) == ((64, 48), 0.5)
     with pytest.raises(InferenceError, match="exported for downsample_ratio 0.5"):
-        _fit_fixed_case(Baked(), None, 0.25)
+        fit_fixed_case(Baked(), None, 0.25)
