@@ -17,8 +17,9 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
-from rvm_export.runtimes import artifact_kind, open_runner, runner_class
+from rvm_export.runtimes import Runner, artifact_kind, open_runner, runner_class
 from rvm_export.runtimes.inspection import inspect_artifact
+from rvm_export.runtimes.torch_runner import reference_model
 from rvm_export.verify.harness import default_cases
 
 
@@ -56,6 +57,8 @@ def measure(path: Path, width: int, height: int, ratio: float, frames: int, roun
             else:
                 runner, seconds = timed(lambda: open_runner(path))
             try:
+                if getattr(runner, "wants_reference", type(runner).bind_reference is not Runner.bind_reference):
+                    runner.bind_reference(reference_model(runner.metadata, artifact=path))  # CoreML off macOS
                 opens[mode].append(seconds)
                 steps[mode] += frames_ms(runner, width, height, ratio, frames)
             finally:
@@ -80,13 +83,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
-    rows = [measure(p, width, height, args.ratio, args.frames, args.rounds) for p in args.artifacts]
-    columns = list(rows[0])
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for row in rows:
+    for index, path in enumerate(args.artifacts):  # each row as soon as it is measured
+        row = measure(path, width, height, args.ratio, args.frames, args.rounds)
+        if index == 0:
+            print("| " + " | ".join(row) + " |")
+            print("|" + "---|" * len(row))
         cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
-        print("| " + " | ".join(cells) + " |")
+        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
