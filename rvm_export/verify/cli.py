@@ -80,6 +80,12 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
     default=None,
     help="Draw per-frame error curves and the worst alpha error map to this PNG (needs matplotlib).",
 )
+@click.option(
+    "--require-sandbox",
+    is_flag=True,
+    help="Refuse (exit 2) where the runtime cannot run in a confined child process (Landlock); "
+    "RVM_REQUIRE_SANDBOX=1 does the same. Without it an unconfined run says so in the report's first line.",
+)
 def main(
     artifact: str,
     checkpoint: Optional[str],
@@ -93,6 +99,7 @@ def main(
     junit_path: Optional[str],
     localize: bool,
     plot_path: Optional[str],
+    require_sandbox: bool,
 ) -> None:
     """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence.
 
@@ -109,7 +116,16 @@ def main(
             fail("--plot needs matplotlib: pip install 'rvm-export[plot]'")
     try:
         report = verify_artifact(
-            artifact, checkpoint, frames, sizes, ratios, batch, device, localize=localize, backend=tfjs_backend
+            artifact,
+            checkpoint,
+            frames,
+            sizes,
+            ratios,
+            batch,
+            device,
+            localize=localize,
+            backend=tfjs_backend,
+            require_sandbox=require_sandbox,
         )
     except USER_ERRORS as exc:
         fail(cli_message(exc))

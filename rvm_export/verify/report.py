@@ -26,6 +26,8 @@ class Report:
     localization: Optional[str] = None  # the `first divergence:` line of --localize
     runtime: str = ""  # where it ran (runner.describe()), when the runner says
     precision: str = ""  # the precision judged at, when not the artifact's own (runner.judged_precision())
+    sandbox: str = ""  # how the runtime's child process was confined (ChildRunner.confinement)
+    confined: bool = True  # False: the report's first line says the runtime ran unconfined
 
     @property
     def failures(self) -> List[Failure]:
@@ -68,6 +70,8 @@ class Report:
             "artifact": self.artifact,
             "kind": self.kind,
             "runtime": self.runtime,
+            "sandbox": self.sandbox,
+            "confined": self.confined,
             "judged_precision": self.precision or self.metadata.precision,
             "metadata": asdict(self.metadata),
             "metadata_inferred": bool(self.metadata.inferred),
@@ -112,6 +116,12 @@ class Report:
         lines.append(f"weights   {m.weights_label}")
         if self.runtime:
             lines.append(f"runtime   {self.runtime}")
+        if not self.confined:  # first, so that no reader of the report misses it
+            lines.insert(
+                0, f"WARNING   the runtime ran unconfined: {self.sandbox} (docs/security.md; --require-sandbox refuses)"
+            )
+        elif self.sandbox:
+            lines.append(f"sandbox   {self.sandbox}")
         return lines
 
     def table(self) -> str:
