@@ -60,8 +60,6 @@ class PteProgram:
         return method.strings[0] if method is not None and len(method.strings) == 1 else None
 
 
-
-
 def _header(buf: bytes) -> Dict[str, int]:
     """The extended header after the identifier: magic, its length, then little-endian uint64 fields."""
     if buf[8:12] != HEADER_MAGIC:

@@ -197,3 +197,21 @@ def test_a_hostile_torchscript_that_no_inspection_stopped_meets_the_kernel(tmp_p
         runner.close()
     assert str(caught.value).startswith("the sandbox denied torchscript on frame 1 of network_uppercase.torchscript")
     assert not marker.exists() and secret.read_text() not in str(caught.value)
+
+
+def test_an_unconfined_run_says_so_first_and_require_sandbox_refuses_it(artifacts, monkeypatch) -> None:  # noqa: ANN001
+    from click.testing import CliRunner
+
+    from rvm_export.verify.cli import main as verify_main
+
+    path = str(artifacts.onnx("fp32"))
+    small = ["--frames", "2", "--size", "64x48", "--ratio", "0.5"]
+    monkeypatch.delenv("RVM_REQUIRE_SANDBOX", raising=False)
+    confined = CliRunner().invoke(verify_main, [path, *small])
+    assert confined.exit_code == 0 and "\nsandbox   Landlock ABI" in confined.output, confined.output
+    monkeypatch.setenv("RVM_SANDBOX", "off")  # as on a kernel without Landlock
+    result = CliRunner().invoke(verify_main, [path, *small])
+    assert result.exit_code == 0 and result.output.startswith("WARNING   the runtime ran unconfined"), result.output
+    refused = CliRunner().invoke(verify_main, [path, *small, "--require-sandbox"])
+    assert refused.exit_code == 2 and "cannot be run confined here" in refused.output, refused.output
+    assert len(refused.output.strip().splitlines()) == 1
