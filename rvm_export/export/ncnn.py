@@ -23,7 +23,7 @@ Names: pnnx calls the blobs ``in0..`` and ``out0..``; they are renamed to the co
 Precision: the ``.bin`` stores fp32 weights by default. ``--precision fp16`` stores the network's convolution and
 inner-product weights in fp16 and keeps the refiner's (the box filter's 1/3 taps) fp32: :func:`fp16_weights`
 rewrites pnnx's fp32 ``.bin`` layer by layer, because pnnx's own ``fp16=1`` rounds every layer or none, and its
-rounded box filter moves alpha by up to 0.25 (issue 19). What a phone computes in is ncnn's run-time choice: on ARMv8.2 its defaults are fp16 storage and
+rounded box filter moves alpha by up to 0.25 (docs/ncnn.md). What a phone computes in is ncnn's run-time choice: on ARMv8.2 its defaults are fp16 storage and
 arithmetic. Every layer of the refiner (and of the final composition) therefore carries ncnn's per-layer feature
 mask ``31=7`` (fp16 and bf16 off), so the guided filter stays fp32 on the phone while the network runs in fp16:
 PyTorch's fp16 recipe (``model.half_precision``), which the metadata's ``options.phone_precision`` ("fp16")

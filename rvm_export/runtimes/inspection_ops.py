@@ -1,4 +1,4 @@
-"""Which operators the inspection lets a TorchScript, ``.pt2`` or SavedModel graph call (issue 26, item 5).
+"""Which operators the inspection lets a TorchScript, ``.pt2`` or SavedModel graph call (docs/security.md, "Allow what cannot act").
 
 The rule is "what cannot act on the machine", not "what our exporters write": every operator of the pinned
 runtime's own registry, less the ones that touch files, processes, the network or the console, which are listed
