@@ -35,15 +35,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import inference  # noqa: E402
 from inference import DEFAULT_PRESET, GREEN, auto_downsample_ratio, convert_video  # noqa: E402
 from model import half_precision, load_checkpoint  # noqa: E402
+from rvm_export.inference import engine  # noqa: E402  (the encoder settings convert_video reads)
 from rvm_export.inference.backends import TorchBackend  # noqa: E402
 from rvm_export.inference.io import VideoReader, VideoWriter  # noqa: E402
 from rvm_export.verify.sequence import Case, build_sequence  # noqa: E402
 
 MBPS = 1.0
-DEFAULT_PLAN = (inference.ENCODER_THREADS, inference.ENCODER_NICE)
+DEFAULT_PLAN = (engine.ENCODER_THREADS, engine.ENCODER_NICE)
 
 
 def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
@@ -95,10 +95,10 @@ def plain_loop(
 
 def convert(model, clip: Path, out: Path, ratio: float, seq_chunk: int, spec: str, crf=None) -> None:
     """``spec``: PRESET[/THREADS[/NICE]]: an x264 preset, FFmpeg threads per encoder and the encoder threads'
-    nice increment (default: inference.ENCODER_THREADS and ENCODER_NICE)."""
+    nice increment (default: rvm_export.inference.engine.ENCODER_THREADS and ENCODER_NICE)."""
     preset, *plan = spec.split("/")
-    inference.ENCODER_THREADS = int(plan[0]) if plan else DEFAULT_PLAN[0]
-    inference.ENCODER_NICE = int(plan[1]) if len(plan) > 1 else DEFAULT_PLAN[1]
+    engine.ENCODER_THREADS = int(plan[0]) if plan else DEFAULT_PLAN[0]
+    engine.ENCODER_NICE = int(plan[1]) if len(plan) > 1 else DEFAULT_PLAN[1]
     tag = "crf0" if crf == 0 else spec.replace("/", "_")
     convert_video(
         model, str(clip), downsample_ratio=ratio, output_composition=str(out / f"com_{tag}.mp4"),
