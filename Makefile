@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras installed by `make setup` (every target; users may install fewer: pip install -e '.[onnx]').
-EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs,pt2,openvino,tflite,ray,executorch,ncnn,mnn
+EXTRAS := onnx,video,dev,plot,coreml,tensorflow,tfjs,pt2,openvino,tflite,ray,executorch,ncnn,mnn,sign
 NODE_RUNNER := rvm_export/runtimes/node
 CHECKPOINT ?=
 RESNET50_CHECKPOINT ?=
 ONLY ?=
 FORCE ?=
 JUNIT ?= artifacts/junit.xml
+# A PEM private key (EC P-256): the release folder is signed with model-signing, manifest.json.sig next to the manifest.
+SIGNING_KEY ?=
 
 .PHONY: setup test export-all lint bench clean chromium
 
@@ -41,7 +43,8 @@ test: setup
 export-all: setup
 	RVM_REQUIRE_SANDBOX=$(REQUIRE_SANDBOX) $(PY) -m rvm_export.release $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
 		$(if $(RESNET50_CHECKPOINT),--resnet50-checkpoint $(RESNET50_CHECKPOINT)) $(if $(ONLY),--only $(ONLY)) \
-		$(if $(FORCE),--force) $(if $(JUNIT),--junit $(JUNIT))
+		$(if $(FORCE),--force) $(if $(JUNIT),--junit $(JUNIT)) \
+		$(if $(SIGNING_KEY),--signing-key $(SIGNING_KEY))
 
 # Speed tables (never timed tests), every one rvm-bench (interleaved rounds, median, accuracy vs PyTorch fp32) on the
 # artifacts of make export-all (run it first; missing ones are left out): the release ONNX/TorchScript next to an

@@ -15,7 +15,12 @@ from rvm_export.targets import TARGETS
 DISTRIBUTION = "rvm-export"
 
 # Extras that belong to no target; each target's spec names the modules of its own extras.
-OTHER_EXTRAS: Dict[str, Tuple[str, ...]] = {"video": ("av", "tqdm"), "plot": ("matplotlib",), "ray": ("ray",)}
+OTHER_EXTRAS: Dict[str, Tuple[str, ...]] = {
+    "video": ("av", "tqdm"),
+    "plot": ("matplotlib",),
+    "ray": ("ray",),
+    "sign": ("model_signing", "OpenSSL", "cryptography"),
+}
 # extra (pyproject.toml [project.optional-dependencies]) -> the top-level modules it installs
 EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
     **{extra: modules for spec in TARGETS.values() for extra, modules in spec.extras.items()},

@@ -5,7 +5,7 @@ The jobs are the registry's (``TargetSpec.release``, rvm_export/targets.py). Eac
 exactly what users run, then ``verify_artifact`` on the file it wrote.
 
     python -m rvm_export.release [--checkpoint PATH] [--resnet50-checkpoint PATH] [--out artifacts] [--only onnx,...]
-        [--force] [--junit FILE]
+        [--force] [--junit FILE] [--signing-key KEY.pem]
 
 Nothing in the manifest is a path of the building machine: checkpoints are named by file name and sha256,
 commands are relative to the output folder. An artifact whose inputs (:func:`job_inputs`: the exporter's source,
@@ -31,6 +31,7 @@ from rvm_export.contract.files import os_reason, unwritable_reason, write_atomic
 from rvm_export.export.checkpoints import DEFAULT_CHECKPOINTS, find_checkpoint
 from rvm_export.targets import TARGETS, ReleaseJob, artifact_files, release_packages
 from rvm_export.verify.harness import DEFAULT_FRAMES
+from rvm_export.verify.release_check import CheckInputError, check_files, files_sha256, require_signing_key, sign_folder
 from rvm_export.verify.report import junit_case, write_junit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,10 +51,7 @@ def find_checkpoints(checkpoint: Optional[str], resnet50_checkpoint: Optional[st
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    for file in artifact_files(path):
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
+    return files_sha256(artifact_files(path))
 
 
 def size_bytes(path: Path) -> int:
@@ -212,6 +210,24 @@ def read_manifest(path: Path) -> Dict[str, dict]:
         return {}
 
 
+def other_files(out_dir: Path, junit_path: Optional[str]) -> List[dict]:
+    """The folder's files besides the artifacts that the release ships: its README and the JUnit report."""
+    found = [out_dir / "README.md"] + ([Path(junit_path)] if junit_path else [])
+    inside = [p for p in found if p.is_file() and p.resolve().parent == out_dir.resolve()]
+    return [{"path": p.name, "sha256": files_sha256([p])} for p in inside]
+
+
+def sign_release(manifest_path: Path, manifest: dict, key: Path) -> None:
+    """Sign the folder, after checking it is what the manifest lists (a stale file would be signed too)."""
+    problems = check_files(manifest_path, manifest)
+    if problems:
+        for problem in problems:
+            click.echo(f"export-all: not signed: {problem}", err=True)
+        click.echo("export-all: the folder is not what its manifest lists; remove or redo those, then sign", err=True)
+        sys.exit(1)
+    click.echo(f"signed: {sign_folder(manifest_path, key)}")
+
+
 @click.command()
 @click.option(
     "--checkpoint", type=click.Path(dir_okay=False), default=None, help="Checkpoint for its variant (inferred)."
@@ -224,6 +240,12 @@ def read_manifest(path: Path) -> Dict[str, dict]:
 )
 @click.option("--force", is_flag=True, help="Redo every artifact, even those unchanged since the manifest.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), default=None, help="Write a JUnit XML here.")
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Sign the release folder with this PEM private key (model-signing; manifest.json.sig next to the manifest).",
+)
 def main(
     checkpoint: Optional[str],
     resnet50_checkpoint: Optional[str],
@@ -232,6 +254,7 @@ def main(
     frames: int,
     force: bool,
     junit_path: Optional[str],
+    signing_key: Optional[str],
 ) -> None:
     """Export and verify every release artifact; exit 1 if any fails."""
     try:
@@ -242,6 +265,12 @@ def main(
         sys.exit(2)
     except CheckpointFileError as exc:
         click.echo(f"export-all: error: the checkpoint {exc}; pass a regular .pth file of at most 2 GiB", err=True)
+        sys.exit(2)
+    try:
+        if signing_key:
+            require_signing_key(Path(signing_key))  # before minutes of exporting
+    except CheckInputError as exc:
+        click.echo(f"export-all: error: {exc}", err=True)
         sys.exit(2)
     problem = unwritable_reason(junit_path) if junit_path else None
     if problem:
@@ -266,18 +295,21 @@ def main(
                 entry, cases = run_job(job, path, out_dir, frames, previous.get(job.name), hashes[variant])
                 entries.append(entry)
                 suites.append((job.name, cases))
-    manifest = {
-        "checkpoints": {v: ({"file": p.name, "sha256": hashes[v]} if p else None) for v, p in checkpoints.items()},
-        "tools": tool_versions(*release_packages()),
-        "artifacts": entries,
-    }
-    write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
-    if junit_path:
+    if junit_path:  # before the manifest, which lists it when it is in the folder
         try:
             write_junit(junit_path, suites, name="make export-all")
         except OSError as exc:
             click.echo(f"export-all: error: writing {junit_path} failed ({os_reason(exc)})", err=True)
             sys.exit(2)
+    manifest = {
+        "checkpoints": {v: ({"file": p.name, "sha256": hashes[v]} if p else None) for v, p in checkpoints.items()},
+        "tools": tool_versions(*release_packages()),
+        "artifacts": entries,
+        "other_files": other_files(out_dir, junit_path),
+    }
+    write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
+    if signing_key:
+        sign_release(out_dir / "manifest.json", manifest, Path(signing_key))
     click.echo(f"\n{'artifact':<48}{'status':<16}{'size MB':>9}{'max|pha err|':>14}")
     for e in entries:
         worst = e.get("verification", {}).get("worst", {}).get("pha", {}).get("max_abs", float("nan"))

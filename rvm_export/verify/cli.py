@@ -1,6 +1,10 @@
-"""``rvm-verify ARTIFACT``: exit 0 on parity, 1 on a parity failure, 2 on bad input."""
+"""``rvm-verify ARTIFACT``: exit 0 on parity, 1 on a parity failure, 2 on bad input.
+
+``rvm-verify --manifest FOLDER/manifest.json [--public-key KEY.pub]``: the release folder against its manifest
+(and signature); exit 0 when it matches, 1 when it does not, 2 on bad input."""
 
 import sys
+from pathlib import Path
 from typing import NoReturn, Optional, Tuple
 
 import click
@@ -32,7 +36,21 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
 
 
 @click.command()
-@click.argument("artifact", type=click.Path())
+@click.argument("artifact", type=click.Path(), required=False)
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Check the release folder of this manifest.json instead of one artifact: every listed file there with "
+    "its sha256 and metadata, nothing unlisted (no frames are run).",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --manifest: also verify the folder's signature (manifest.json.sig) against this PEM public key.",
+)
 @click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False),
@@ -87,7 +105,9 @@ def parse_size(ctx: click.Context, param: click.Parameter, values: Tuple[str, ..
     "RVM_REQUIRE_SANDBOX=1 does the same. Without it an unconfined run says so in the report's first line.",
 )
 def main(
-    artifact: str,
+    artifact: Optional[str],
+    manifest_path: Optional[str],
+    public_key: Optional[str],
     checkpoint: Optional[str],
     frames: int,
     sizes: list,
@@ -104,7 +124,14 @@ def main(
     """Check ARTIFACT numerically against PyTorch over a closed-loop multi-frame sequence.
 
     Exit status: 0 parity, 1 parity failure (or an artifact that fails to run), 2 bad input. The checkpoint is
-    the one recorded in the artifact's metadata unless --checkpoint is given."""
+    the one recorded in the artifact's metadata unless --checkpoint is given.
+
+    With --manifest instead of ARTIFACT: exit 0 when the release folder matches its manifest (and signature,
+    with --public-key), 1 when it does not (one line per problem), 2 on bad input."""
+    if manifest_path is not None or public_key is not None:
+        check_manifest(artifact, manifest_path, public_key)
+    if artifact is None:
+        fail("give an ARTIFACT to verify, or --manifest FOLDER/manifest.json to check a release folder")
     for option, path in (("--json", json_path), ("--junit", junit_path), ("--plot", plot_path)):
         problem = unwritable_reason(path) if path else None  # before minutes of verification
         if problem:
@@ -149,6 +176,24 @@ def main(
             fail(f"writing the plot {plot_path} failed ({os_reason(exc)}); choose another --plot path")
         click.echo(f"plot: {plot_path}")
     sys.exit(0 if report.passed else 1)
+
+
+def check_manifest(artifact: Optional[str], manifest: Optional[str], public_key: Optional[str]) -> NoReturn:
+    from .release_check import CheckInputError, check_release
+
+    if artifact is not None or manifest is None:
+        fail("--manifest checks a release folder and takes no ARTIFACT; --public-key needs --manifest")
+    try:
+        problems = check_release(Path(manifest), Path(public_key) if public_key else None)
+    except CheckInputError as exc:
+        fail(str(exc))
+    for problem in problems:
+        click.echo(f"rvm-verify: FAIL: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    signed = f", signature verified with {public_key}" if public_key else " (signature not checked: no --public-key)"
+    click.echo(f"release {manifest}: every listed file present, hashed and labelled as listed, none extra{signed}")
+    sys.exit(0)
 
 
 def fail(message: str) -> NoReturn:
