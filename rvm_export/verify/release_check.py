@@ -51,14 +51,13 @@ def _inside(folder: Path, relative: object, where: str) -> Path:
 
 
 def _embedded_metadata(path: Path, kind: str) -> Optional[dict]:
-    """The artifact's own metadata document, read after its files matched the manifest (inspected as data
-    first, as rvm-verify does before anything of an artifact runs)."""
-    from rvm_export.runtimes import quiet, runner_class
-    from rvm_export.runtimes.inspection import inspect_artifact
+    """The artifact's own metadata document, read after its files matched the manifest, as rvm-verify reads it:
+    inspected as data, then opened by its runtime in the confined child (reading a TorchScript's or a .pt2's
+    metadata means loading it, and loading runs its code)."""
+    from rvm_export.runtimes import open_runner
 
-    inspect_artifact(path, kind)
-    with quiet():
-        metadata = runner_class(kind).read_metadata(path)
+    with open_runner(path) as runner:
+        metadata = runner.metadata
     return None if metadata is None else json.loads(metadata.to_json())
 
 
