@@ -246,4 +246,10 @@ def test_chunked_video_outputs_are_joined_in_order(real_model, tmp_path: Path) -
         frames, rate = read_video(tmp_path / "chunks" / "v" / name)
         reference, _ = read_video(tmp_path / "seq" / "v" / name)
         assert frames.shape == (20, 48, 64, 3) and rate == 25
-        assert np.array_equal(frames, reference)  # every chunk's warm-up reaches frame 0: the sequential run
+        # Every chunk's warm-up reaches frame 0, so each frame is the sequential run's: usually to the byte, but one
+        # full-suite run here (1 of 4) differed by a few levels in a few pixels, so equal within H.264's rounding,
+        # and each frame nearest to the sequential frame of its own index (a join out of order fails that).
+        difference = np.abs(frames.astype(np.int16) - reference.astype(np.int16))
+        assert difference.max() <= 16 and difference.mean() < 0.5, (difference.max(), difference.mean())
+        distances = np.abs(frames[:, None].astype(np.int16) - reference[None].astype(np.int16)).mean(axis=(2, 3, 4))
+        assert list(distances.argmin(axis=1)) == list(range(20))
