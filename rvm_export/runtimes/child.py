@@ -403,11 +403,10 @@ class ChildRunner(Runner):
     def bind_reference(self, reference: Any) -> None:
         if not self.wants_reference:
             return
-        weights = reference.state_dict()
-        arrays = [weights[name].detach().float().cpu().numpy() for name in weights]
-        message = {"op": "reference", "names": list(weights), "variant": reference.variant}
-        message["refiner"] = reference.refiner_name
-        self.child.request(message, arrays, stage="checking the weights of")
+        from .recording import reference_message
+
+        message, arrays = reference_message(reference)
+        self.child.request({"op": "reference", **message}, arrays, stage="checking the weights of")
 
     def initial_state(self, batch: int) -> Any:
         answer, _ = self.child.request({"op": "initial_state", "batch": batch}, stage="preparing")
@@ -501,13 +500,9 @@ def _answer(runner: Runner, states: Dict[int, Any], message: dict, arrays: List[
         runner.adopt_metadata(ArtifactMetadata.from_json(message["metadata"]))
         return {}
     if op == "reference":
-        import torch
+        from .recording import rebuilt_reference
 
-        from model import MattingNetwork
-
-        reference = MattingNetwork(message["variant"], message["refiner"]).eval()
-        reference.load_state_dict({n: torch.from_numpy(a) for n, a in zip(message["names"], arrays, strict=True)})
-        runner.bind_reference(reference)
+        runner.bind_reference(rebuilt_reference(message, arrays))
         return {}
     if op == "initial_state":
         ident = max(states, default=0) + 1

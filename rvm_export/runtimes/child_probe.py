@@ -25,12 +25,10 @@ class ProbeProxy(Probe):
 
     def bind(self, recorder: Any, modules: Dict[str, Any]) -> None:
         super().bind(recorder, modules)
-        model = modules[""]  # the reference MattingNetwork itself
-        weights = model.state_dict()
-        arrays = [weights[name].detach().float().cpu().numpy() for name in weights]
-        message = {"op": "probe", "action": "bind", "names": list(weights), "variant": model.variant}
-        message["refiner"] = model.refiner_name
-        self.child.request(message, arrays, stage="preparing the probe of")
+        from .recording import reference_message
+
+        message, arrays = reference_message(modules[""])  # the reference MattingNetwork itself
+        self.child.request({"op": "probe", "action": "bind", **message}, arrays, stage="preparing the probe of")
 
     def initial_state(self, batch: int) -> Any:
         answer, _ = self.child.request({"op": "probe", "action": "initial_state", "batch": batch}, stage="probing")
@@ -52,13 +50,9 @@ def serve_probe(runner: Any, states: Dict[int, Any], message: dict, arrays: List
     if action == "bind":
         import torch
 
-        from model import MattingNetwork
+        from .recording import RecordedReference, rebuilt_reference
 
-        from .recording import RecordedReference
-
-        model = MattingNetwork(message["variant"], message["refiner"]).eval()
-        model.load_state_dict({n: torch.from_numpy(a) for n, a in zip(message["names"], arrays, strict=True)})
-        reference = RecordedReference(model, torch.float32, keep_inputs=True)
+        reference = RecordedReference(rebuilt_reference(message, arrays), torch.float32, keep_inputs=True)
         probe = runner.probe()
         if probe is None:
             raise RunnerError("this artifact exposes no intermediate tensors")

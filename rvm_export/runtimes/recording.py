@@ -57,4 +57,18 @@ class RecordedReference(TorchReference):
         return super().infer(src, state, downsample_ratio)
 
 
-__all__ = ["RecordedReference", "Recorder"]
+def reference_message(model: MattingNetwork) -> Tuple[dict, List[np.ndarray]]:
+    """The reference as a child process receives it: its architecture in the message, its weights as arrays."""
+    weights = model.state_dict()
+    arrays = [weights[name].detach().float().cpu().numpy() for name in weights]
+    return {"names": list(weights), "variant": model.variant, "refiner": model.refiner_name}, arrays
+
+
+def rebuilt_reference(message: dict, arrays: List[np.ndarray]) -> MattingNetwork:
+    """The child's side of :func:`reference_message`: the same model, in eval mode."""
+    model = MattingNetwork(message["variant"], message["refiner"]).eval()
+    model.load_state_dict({n: torch.from_numpy(a) for n, a in zip(message["names"], arrays, strict=True)})
+    return model
+
+
+__all__ = ["RecordedReference", "Recorder", "rebuilt_reference", "reference_message"]
