@@ -6,6 +6,7 @@ stays flat. The jobs of a video library (:mod:`rvm_export.inference.jobs`) run t
 :func:`convert` for a whole input, :func:`fit_fixed_case`, :class:`Sink` and :func:`run_frames` for a chunk.
 """
 
+import contextlib
 import math
 import os
 import queue
@@ -334,6 +335,20 @@ def fit_fixed_case(
     return (width, height), ratio
 
 
+@contextlib.contextmanager
+def finishing(sinks: Dict[str, "Sink"]) -> Iterator[None]:
+    """Finish every sink when the block ends well (its outputs complete); abort them all when it, or a finish,
+    raises (no half-written output left looking complete)."""
+    try:
+        yield
+        for sink in sinks.values():
+            sink.finish()
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise
+
+
 def run_frames(
     backend: Backend,
     source: Any,
@@ -459,19 +474,13 @@ def _convert(
     writers = _open_writers(settings, source.frame_rate, threads=ENCODER_THREADS if on_cpu else 0)
     sinks = {name: Sink(writer, nice=ENCODER_NICE if on_cpu else 0) for name, writer in writers.items()}
     start = time.perf_counter()
-    try:
+    with finishing(sinks):
         frames, ratio = run_frames(
             backend, source, sinks, replace(settings, input_resize=fitted_resize, downsample_ratio=ratio), progress,
             on_frames,
         )  # fmt: skip
         if frames == 0:
             raise InferenceError(f"{input_source} has no frames to convert")
-        for sink in sinks.values():
-            sink.finish()
-    except BaseException:
-        for sink in sinks.values():
-            sink.abort()
-        raise
     width, height = source.size
     return ConversionResult(frames, source.frame_rate, width, height, ratio, time.perf_counter() - start)
 

@@ -20,7 +20,15 @@ import torch
 from rvm_export.contract.errors import USER_ERRORS, InferenceError, first_line
 from rvm_export.contract.files import remove
 from rvm_export.inference.backends import make_backend
-from rvm_export.inference.engine import ENCODER_NICE, Settings, Sink, convert, fit_fixed_case, run_frames
+from rvm_export.inference.engine import (
+    ENCODER_NICE,
+    Settings,
+    Sink,
+    convert,
+    finishing,
+    fit_fixed_case,
+    run_frames,
+)
 from rvm_export.inference.io import ImageSequenceReader, ImageSequenceWriter, VideoReader, open_reader
 
 PARTS = ".parts"  # OUT/<stem>/PARTS/<chunk>/<output>/: a chunk's frames as PNGs until they are joined
@@ -209,19 +217,13 @@ def _run_part(model: Any, job: Job, settings: Settings, device: Any, dtype: Any,
         source = _FrameRange(reader, job.first, job.end)
         writers = {name: ImageSequenceWriter(folder / name, "png") for name in settings.requested()}
         sinks = {name: Sink(writer, nice=ENCODER_NICE) for name, writer in writers.items()}
-        try:
+        with finishing(sinks):
             drops = {name: _Drop(sink, job.start - job.first) for name, sink in sinks.items()}
             fitted = replace(settings, input_resize=resize, downsample_ratio=ratio)
             frames, _ = run_frames(backend, source, drops, fitted, False, on_frames)
             wanted = len(source) if job.end is not None else frames
             if frames != wanted or frames <= job.start - job.first:
                 raise InferenceError(f"{job.input} ended after {job.first + frames} frames, before frame {job.end}")
-            for sink in sinks.values():
-                sink.finish()
-        except BaseException:
-            for sink in sinks.values():
-                sink.abort()
-            raise
     finally:
         backend.close()
     return frames
